@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
 from diffusers.configuration_utils import register_to_config
+from diffusers.models.resnet import SpatioTemporalResBlock
 from diffusers.models.unets.unet_spatio_temporal_condition import UNetSpatioTemporalConditionOutput
 
 from svd3d.core.embeddings import embed_vector
@@ -38,7 +39,8 @@ class PerFrameUNet(UNetSpatioTemporalConditionModel):
     """UNetSpatioTemporalConditionModel whose vector conditioning may differ per frame and per field width.
 
     Config adds ``vector_fields``: ordered ``[name, sinusoid_width]`` pairs whose widths sum to
-    ``projection_class_embeddings_input_dim`` (e.g. SV3D_p: cond_aug 256, polars_rad 512, azimuths_rad 512).
+    ``projection_class_embeddings_input_dim`` (e.g. SV3D_p: cond_aug 256, polars_rad 512, azimuths_rad 512),
+    and ``resnet_eps``, the GroupNorm epsilon of the res blocks: 1e-5 as in sgm (default), 1e-6 as in diffusers.
     """
 
     @register_to_config
@@ -68,6 +70,7 @@ class PerFrameUNet(UNetSpatioTemporalConditionModel):
         num_attention_heads: int | Sequence[int] = (5, 10, 20, 20),
         num_frames: int = 25,
         vector_fields: Sequence[Sequence] | None = None,
+        resnet_eps: float = 1e-5,
     ):
         super().__init__(
             sample_size=sample_size,
@@ -94,6 +97,13 @@ class PerFrameUNet(UNetSpatioTemporalConditionModel):
                 f"projection_class_embeddings_input_dim is {projection_class_embeddings_input_dim}"
             )
         self.vector_fields = fields
+        # sgm's res blocks normalise with GroupNorm eps 1e-5 (the released weights were trained so); diffusers'
+        # spatio-temporal blocks hard-code 1e-6, which moves UNet outputs by ~5e-5 on the parity fixtures.
+        for block in self.modules():
+            if isinstance(block, SpatioTemporalResBlock):
+                for norm in block.modules():
+                    if isinstance(norm, torch.nn.GroupNorm):
+                        norm.eps = resnet_eps
 
     @property
     def vector_names(self) -> tuple[str, ...]:

@@ -1,0 +1,144 @@
+"""The `svd3d` command line: parse, validate, call the Python API. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from svd3d.errors import SVD3DError
+
+
+def _run(fn, *args, **kwargs):
+    """Call the API; user errors become one line on stderr and exit code 2."""
+    from diffusers.utils import logging as diffusers_logging  # imported here: `--help` stays instant
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    try:
+        return fn(*args, **kwargs)
+    except SVD3DError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted; no output was written", err=True)
+        sys.exit(130)
+
+
+def _size(ctx, param, value):
+    if value is None:
+        return None
+    from svd3d.image import parse_size
+
+    try:
+        return parse_size(value)
+    except SVD3DError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="svd3d")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def main(verbose: int, quiet: bool) -> None:
+    """svd3d: one photo -> a short video (SVD / SVD-XT) or a game-ready 3D asset (SV3D)."""
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("svd3d").setLevel(level)
+
+
+# options shared by the generation commands
+_model = click.option(
+    "--model", "-m", default=None, help="Bundled name, diffusers folder, sgm .safetensors file or hub id."
+)
+_config = click.option(
+    "--config", type=click.Path(dir_okay=False), default=None,
+    help="sgm yaml describing a single-file checkpoint that is not a released one (default: <ckpt>.yaml beside it).",
+)  # fmt: skip
+_dtype = click.option(
+    "--dtype", default="auto", show_default=True, help="auto (fp16 on CUDA, fp32 elsewhere), float32, float16, bfloat16."
+)
+_device = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+
+
+@main.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@_model
+@click.option("--frames", type=int, default=None, help="Frames to generate [model default: SVD 14, SVD-XT 25].")
+@click.option("--steps", type=int, default=None, help="Sampling steps [model default: SVD 25, SVD-XT 30].")
+@click.option("--fps", type=int, default=None, help="Frame rate of the clip; the model sees fps - 1 [7].")
+@click.option("--motion-bucket", type=int, default=None, help="Amount of motion, 0..255 [127].")
+@click.option("--noise-aug", type=float, default=None, help="Noise added to the conditioning image [0.02].")
+@click.option("--min-guidance", type=float, default=None, help="Guidance at the first frame [SVD 1.0, SVD-XT 1.5].")
+@click.option("--max-guidance", type=float, default=None, help="Guidance at the last frame [SVD 2.5, SVD-XT 3.0].")
+@click.option("--seed", type=int, default=23, show_default=True, help="Random seed (noise is drawn on the CPU).")
+@click.option("--size", callback=_size, default=None, help="Output WIDTHxHEIGHT, multiples of 8 [model default].")
+@click.option("--decode-chunk", type=int, default=None, help="Frames decoded at once [min(frames, 14)].")
+@_dtype
+@_device
+@click.option("--forward-chunking", is_flag=True, help="Chunk the UNet's feed-forward layers (less memory).")
+@click.option("--offload", is_flag=True, help="Keep only the active network on the GPU (least memory, slower).")
+@_config
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output .mp4, .gif, .webp, or a folder for PNG frames [<image name>.mp4].")  # fmt: skip
+def video(image: Path, output: Path | None, **options) -> None:
+    """Animate IMAGE into a short clip with an SVD / SVD-XT model.
+
+    The image is resized to cover the output size with its aspect ratio kept and centre-cropped (never
+    stretched); transparency is composited on white. run.json (every setting, versions, timings) is written
+    beside the output.
+    """
+    from svd3d.pipelines.video import generate_video, run_json_path
+
+    out = output or Path(image.stem + ".mp4")
+    result = _run(generate_video, image, output=out, **options)
+    t = result.timings
+    click.echo(
+        f"wrote {out} ({result.settings.num_frames} frames, {result.settings.width}x{result.settings.height}) "
+        f"and {run_json_path(out)} in {sum(t.values()):.1f} s (sampling {t.get('sample', 0):.1f} s)"
+    )
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@_config
+@click.option("--dtype", default="float32", show_default=True, help="Weights dtype to write: float32, float16, bfloat16.")
+def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> None:
+    """Convert an sgm single-file CHECKPOINT (svd, svd_xt, sv3d_u, sv3d_p) to a diffusers-format OUT_DIR.
+
+    SVD / SVD-XT folders load in diffusers' StableVideoDiffusionPipeline as they are; SV3D folders record
+    svd3d's per-frame UNet and load with svd3d.
+    """
+
+    def work():
+        from svd3d.devices import resolve_dtype
+        from svd3d.models import load_model
+        from svd3d.models.diffusers_io import save_diffusers
+
+        if not checkpoint.is_file():
+            raise SVD3DError(f"checkpoint {checkpoint} does not exist; pass an sgm .safetensors file")
+        torch_dtype = resolve_dtype(dtype, __import__("torch").device("cpu"))
+        model = load_model(checkpoint, dtype=torch_dtype, config=config)
+        save_diffusers(model, out_dir)
+        return model
+
+    model = _run(work)
+    click.echo(f"wrote {out_dir} ({model.info.name}, {model.info.kind} model)")
+
+
+@main.command("models")
+def list_models() -> None:
+    """List the model names --model accepts besides paths and hub ids."""
+    from svd3d.models.registry import entries
+
+    for entry in entries().values():
+        click.echo(f"{entry.name:20s} {entry.kind:6s} {entry.description}")
+    click.echo("also: a diffusers folder, an sgm .safetensors (svd, svd_xt, sv3d_u, sv3d_p) or a hub id")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Writing outputs: video files, frame folders and JSON, always through a temporary name renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from svd3d.errors import SVD3DError
+
+VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
+
+
+def output_format(out: Path) -> str:
+    """'mp4', 'gif', 'webp' or 'frames' (a folder of PNGs: a path with no suffix). Checked before any work."""
+    suffix = out.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        if suffix == ".mp4":
+            try:
+                import imageio_ffmpeg  # noqa: F401
+            except ImportError:
+                raise SVD3DError(
+                    "writing MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write -o clip.gif"
+                ) from None
+        return suffix[1:]
+    if suffix == "" or out.is_dir():
+        return "frames"
+    raise SVD3DError(
+        f"cannot write {out}: output must end in .mp4, .gif or .webp, or be a folder (no suffix) for PNG frames"
+    )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` (an older folder there is removed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp-dir", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: Path, data: dict) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_frames_png(frames: np.ndarray, folder: Path) -> None:
+    """(T, H, W, 3) uint8 -> folder/000.png, 001.png, ..."""
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+
+
+def write_video(frames: np.ndarray, out: Path, fps: float) -> Path:
+    """Write (T, H, W, 3) uint8 frames as .mp4 (H.264, yuv420p), .gif, .webp (animated) or a folder of PNGs."""
+    fmt = output_format(out)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    if fmt == "frames":
+        with atomic_dir(out) as tmp:
+            write_frames_png(frames, tmp)
+        return out
+    with atomic_file(out) as tmp:
+        if fmt == "mp4":
+            _mp4(frames, tmp, fps)
+        else:
+            images = [Image.fromarray(f) for f in frames]
+            duration = max(1, round(1000 / fps))
+            kwargs = {"lossless": False, "quality": 90} if fmt == "webp" else {"optimize": False}
+            images[0].save(
+                tmp, format=fmt.upper(), save_all=True, append_images=images[1:], duration=duration, loop=0, **kwargs
+            )
+    return out
+
+
+def _mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+    import imageio_ffmpeg
+
+    height, width = frames.shape[1:3]
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_in="rgb24",
+        pix_fmt_out="yuv420p",
+        quality=8,
+        macro_block_size=1 if (width % 2 == 0 and height % 2 == 0) else 16,
+        output_params=["-movflags", "+faststart", "-f", "mp4"],
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()

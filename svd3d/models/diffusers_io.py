@@ -1,0 +1,155 @@
+"""diffusers-format folders: load one (a local snapshot of stabilityai/stable-video-diffusion-img2vid-xt, or a folder
+svd3d wrote), and write one (``svd3d convert``). SVD / SVD-XT folders are exactly what diffusers'
+StableVideoDiffusionPipeline loads; SV3D folders record svd3d's UNet class."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from svd3d.errors import SVD3DError
+from svd3d.models.bundle import SVDModel
+from svd3d.models.files import fingerprint
+from svd3d.models.info import INFO_FILE, RELEASED, ModelInfo
+from svd3d.models.unet import SVD_VECTOR_FIELDS
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_CONFIG = {  # the EulerDiscreteScheduler config SVD ships with; svd3d's own sampler does not read it
+    "_class_name": "EulerDiscreteScheduler",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "sigma_max": 700.0,
+    "sigma_min": 0.002,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "timestep_type": "continuous",
+    "use_karras_sigmas": True,
+}
+
+
+def _weights_variant(folder: Path) -> str | None:
+    """'fp16' when a component ships only `*.fp16.safetensors` (as hub snapshots downloaded for half precision do)."""
+    unet = folder / "unet"
+    if (unet / "diffusion_pytorch_model.safetensors").is_file():
+        return None
+    if (unet / "diffusion_pytorch_model.fp16.safetensors").is_file():
+        return "fp16"
+    return None
+
+
+def infer_info(folder: Path, unet_config: dict, vae_class: str) -> ModelInfo:
+    """Defaults for a stock diffusers SVD folder that has no svd3d.json: SVD-XT when it was trained on 25 frames."""
+    name = "svd_xt" if unet_config.get("num_frames", 25) >= 25 else "svd"
+    base = RELEASED[name]
+    if vae_class != "AutoencoderKLTemporalDecoder":
+        raise SVD3DError(f"{folder}: a folder without {INFO_FILE} must be an SVD model with a temporal VAE decoder")
+    if unet_config.get("block_out_channels", [320])[0] != 320:  # not the released size: use its own resolution
+        side = int(unet_config.get("sample_size") or 64) * 8
+        base = replace(base, width=side, height=side)
+    return replace(base, name=folder.name, num_frames=int(unet_config.get("num_frames", base.num_frames)))
+
+
+def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str | None = None) -> SVDModel:
+    from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
+    from transformers import CLIPVisionModelWithProjection
+
+    from svd3d.models.unet import PerFrameUNet
+
+    folder = Path(folder)
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise SVD3DError(
+            f"{folder} is not a diffusers-format model folder (no model_index.json); pass the folder that holds "
+            "unet/, vae/ and image_encoder/, or a single .safetensors checkpoint"
+        )
+    index = json.loads(index_path.read_text())
+    for part in ("unet", "vae", "image_encoder"):
+        if part not in index or not (folder / part / "config.json").is_file():
+            raise SVD3DError(f"{folder}: component {part}/ is missing; the folder must hold unet/, vae/, image_encoder/")
+    vae_class = index["vae"][1]
+    vae_types = {"AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder, "AutoencoderKL": AutoencoderKL}
+    if vae_class not in vae_types:
+        raise SVD3DError(f"{folder}: VAE class {vae_class} is not supported ({', '.join(vae_types)})")
+    variant = _weights_variant(folder)
+    try:
+        unet = PerFrameUNet.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, variant=variant)
+        vae = vae_types[vae_class].from_pretrained(folder, subfolder="vae", torch_dtype=dtype, variant=variant)
+        clip = CLIPVisionModelWithProjection.from_pretrained(
+            folder / "image_encoder", torch_dtype=dtype, variant=variant
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SVD3DError(f"cannot load the model in {folder}: {first}") from err
+    info = ModelInfo.read(folder) or infer_info(folder, dict(unet.config), vae_class)
+    if tuple(info.vector_fields) != tuple(unet.vector_fields):
+        raise SVD3DError(f"{folder}: {INFO_FILE} lists vector fields {info.vector_fields}, the UNet {unet.vector_fields}")
+    weights = sorted(folder.glob("*/*.safetensors"))
+    model = SVDModel(unet, vae, clip, info, source=source or str(folder), fingerprint=fingerprint(weights))
+    return model.eval()
+
+
+def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
+    """Write a diffusers-format folder (to a temporary name, renamed into place when complete)."""
+    from transformers import CLIPImageProcessor
+
+    from svd3d.core.clip import CLIP_MEAN, CLIP_STD
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise SVD3DError(f"{out_dir} already exists and is not empty; choose a new folder or remove it first")
+    tmp = out_dir.with_name(out_dir.name + ".tmp-convert")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        stock = model.info.kind == "video" and tuple(model.unet.vector_fields) == SVD_VECTOR_FIELDS
+        model.unet.save_pretrained(tmp / "unet")
+        if stock:  # plain SVD: record diffusers' own class so StableVideoDiffusionPipeline loads it as is
+            cfg_path = tmp / "unet" / "config.json"
+            cfg = json.loads(cfg_path.read_text())
+            cfg["_class_name"] = "UNetSpatioTemporalConditionModel"
+            cfg.pop("vector_fields", None)
+            cfg.pop("resnet_eps", None)  # diffusers' class hard-codes 1e-6; svd3d reads such folders with 1e-5
+            cfg_path.write_text(json.dumps(cfg, indent=2))
+        model.vae.save_pretrained(tmp / "vae")
+        model.image_encoder.save_pretrained(tmp / "image_encoder")
+        size = model.image_encoder.config.image_size
+        CLIPImageProcessor(
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            image_mean=list(CLIP_MEAN),
+            image_std=list(CLIP_STD),
+            resample=3,
+        ).save_pretrained(tmp / "feature_extractor")
+        (tmp / "scheduler").mkdir()
+        (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULER_CONFIG, indent=2))
+        index = {
+            "_class_name": "StableVideoDiffusionPipeline" if stock else "SV3DPipeline",
+            "_svd3d_note": None if stock else "run with svd3d (the UNet has per-frame camera conditioning)",
+            "feature_extractor": ["transformers", "CLIPImageProcessor"],
+            "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+            "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            "unet": ["diffusers", "UNetSpatioTemporalConditionModel"] if stock else ["svd3d", "PerFrameUNet"],
+            "vae": ["diffusers", type(model.vae).__name__],
+        }
+        if stock:
+            del index["_svd3d_note"]
+        (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
+        (tmp / INFO_FILE).write_text(model.info.to_json())
+        if out_dir.exists():
+            out_dir.rmdir()
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s", out_dir)
+    return out_dir

@@ -1,0 +1,56 @@
+"""Model names svd3d knows without a path: bundled models (assets/models/) and tiny random test models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    kind: str  # "video" or "orbit"
+    description: str
+    load: Callable[[torch.dtype], object]  # dtype -> SVDModel
+
+
+def _bundled(name: str) -> Callable[[torch.dtype], object]:
+    def load(dtype: torch.dtype):
+        from svd3d.models.diffusers_io import load_diffusers
+
+        return load_diffusers(ASSETS / name, dtype, source=name)
+
+    return load
+
+
+def _random(kind: str) -> Callable[[torch.dtype], object]:
+    def load(dtype: torch.dtype):
+        from svd3d.models.tiny import tiny_random_model
+
+        return tiny_random_model(kind, seed=0, dtype=dtype)
+
+    return load
+
+
+def entries() -> dict[str, RegistryEntry]:
+    """Every name `--model` accepts besides paths and hub ids. Bundled folders appear once they are shipped."""
+    found: dict[str, RegistryEntry] = {}
+    for folder in sorted(ASSETS.glob("*/model_index.json")):
+        name = folder.parent.name
+        kind = "orbit" if "orbit" in name else "video"
+        found[name] = RegistryEntry(name, kind, f"bundled, {folder.parent}", _bundled(name))
+    found["random-tiny-video"] = RegistryEntry(
+        "random-tiny-video", "video", "random weights, SVD layout (tests, benchmarks; output is noise)", _random("video")
+    )
+    found["random-tiny-orbit"] = RegistryEntry(
+        "random-tiny-orbit", "orbit", "random weights, SV3D_p layout (tests, benchmarks; output is noise)", _random("orbit")
+    )
+    return found
+
+
+DEFAULT_MODELS = {"video": "tiny-video", "orbit": "tiny-orbit"}  # bundled defaults, once trained and shipped

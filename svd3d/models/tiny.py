@@ -1,0 +1,67 @@
+"""Tiny random-weight models with the real architecture, built in memory from a seed.
+
+They exercise every code path (temporal or per-frame decoder, per-frame camera vector) in seconds on a CPU, for
+tests, benchmarks and smoke runs. Their output is structured noise: they are not trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from svd3d.models.bundle import SVDModel
+from svd3d.models.info import RELEASED
+from svd3d.models.sgm_config import CLIPArch, UNetArch
+from svd3d.models.sgm_convert import clip_config, unet_config
+
+TINY_UNET = UNetArch(
+    model_channels=32,
+    channel_mult=(1, 1, 1),
+    attention_resolutions=(2, 1),
+    num_res_blocks=1,
+    num_head_channels=16,
+    context_dim=32,
+)
+TINY_CLIP = CLIPArch(width=48, layers=2, heads=3, patch_size=14, image_size=224, embed_dim=32)
+TINY_VAE_CHANNELS = (32, 32, 32, 32)
+
+
+def tiny_random_model(kind: str = "video", seed: int = 0, dtype: torch.dtype = torch.float32) -> SVDModel:
+    """A seeded random model: kind 'video' (SVD layout, temporal decoder) or 'orbit' (SV3D_p layout)."""
+    from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from svd3d.models.unet import PerFrameUNet
+
+    base = RELEASED["svd_xt" if kind == "video" else "sv3d_p"]
+    info = replace(
+        base,
+        name=f"random-tiny-{kind}",
+        num_frames=8 if kind == "video" else 21,
+        num_steps=8,
+        width=64,
+        height=64,
+        extra={"note": "random weights: for tests and benchmarks only"},
+    )
+    adm = sum(w for _, w in info.vector_fields)
+    torch.manual_seed(seed)
+    unet = PerFrameUNet(**unet_config(replace(TINY_UNET, adm_in_channels=adm), info.vector_fields, info.num_frames))
+    vae_args = dict(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        block_out_channels=list(TINY_VAE_CHANNELS),
+        layers_per_block=2,
+        latent_channels=4,
+    )
+    if kind == "video":
+        vae = AutoencoderKLTemporalDecoder(**vae_args)
+    else:
+        vae = AutoencoderKL(**vae_args, up_block_types=["UpDecoderBlock2D"] * 4, use_post_quant_conv=False)
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_config(TINY_CLIP)))
+    model = SVDModel(unet, vae, clip, info, source=info.name, fingerprint=f"seed{seed}")
+    if dtype != torch.float32:
+        for module in model.modules().values():
+            module.to(dtype)
+    return model.eval()

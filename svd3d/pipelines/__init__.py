@@ -1,0 +1,1 @@
+"""One unrolled pipeline per job: video.py (image -> clip); orbit.py comes with the orbit issue."""

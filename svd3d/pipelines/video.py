@@ -1,0 +1,227 @@
+"""Image -> video with SVD / SVD-XT semantics, as one unrolled function."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from svd3d import media
+from svd3d.core.clip import encode_clip
+from svd3d.core.conditioning import Conditioning
+from svd3d.core.guidance import guidance_scales, guided_denoiser
+from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
+from svd3d.core.vae import decode_latents, encode_condition
+from svd3d.devices import resolve_device, resolve_dtype
+from svd3d.errors import SVD3DError
+from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
+from svd3d.models import SVDModel, load_model, resolve_kind
+from svd3d.models.registry import DEFAULT_MODELS
+from svd3d.pipelines.common import placed, unet_network
+from svd3d.runinfo import Timer, command_line, file_sha256, model_record, versions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Every choice that shapes a clip, resolved from the model's defaults and the caller's overrides."""
+
+    num_frames: int
+    num_steps: int
+    fps: int  # the model is conditioned on fps - 1 (REFERENCE §3)
+    motion_bucket_id: int
+    noise_aug: float  # cond_aug: noise added to the conditioning image
+    min_guidance: float
+    max_guidance: float
+    guidance: str
+    width: int
+    height: int
+    decode_chunk: int
+    seed: int
+    dtype: str
+    device: str
+    forward_chunking: bool
+    offload: bool
+
+
+@dataclass
+class VideoResult:
+    frames: np.ndarray  # (T, H, W, 3) float32 in [0, 1]
+    settings: VideoSettings
+    timings: dict[str, float]
+    output: Path | None
+    run: dict  # what run.json holds
+
+    def frames_uint8(self) -> np.ndarray:
+        return to_uint8(self.frames)
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _positive(name: str, value, flag: str) -> None:
+    if value is not None and value <= 0:
+        raise SVD3DError(f"{name} must be a positive number, got {value}; set {flag} to 1 or more")
+
+
+def check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance, max_guidance, decode_chunk, size):
+    """All argument checks, before any model is loaded or any file is written."""
+    _positive("frames", frames, "--frames")
+    _positive("steps", steps, "--steps")
+    _positive("fps", fps, "--fps")
+    _positive("decode chunk", decode_chunk, "--decode-chunk")
+    if motion_bucket is not None and not 0 <= motion_bucket <= 1023:
+        raise SVD3DError(f"motion bucket must be in 0..1023 (SVD was trained on 0..255, default 127), got {motion_bucket}")
+    if noise_aug is not None and not 0.0 <= noise_aug <= 10.0:
+        raise SVD3DError(f"noise augmentation must be in [0, 10] (default 0.02), got {noise_aug}")
+    for name, value in (("min guidance", min_guidance), ("max guidance", max_guidance)):
+        if value is not None and not 0.0 <= value <= 50.0:
+            raise SVD3DError(f"{name} must be in [0, 50], got {value}")
+    if size is not None:
+        check_size(*size)
+
+
+def generate_video(
+    image: str | Path | Image.Image,
+    *,
+    model: str | Path | SVDModel | None = None,
+    frames: int | None = None,
+    steps: int | None = None,
+    fps: int | None = None,
+    motion_bucket: int | None = None,
+    noise_aug: float | None = None,
+    min_guidance: float | None = None,
+    max_guidance: float | None = None,
+    seed: int = 23,
+    size: tuple[int, int] | None = None,
+    decode_chunk: int | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    forward_chunking: bool = False,
+    offload: bool = False,
+    output: str | Path | None = None,
+    config: str | Path | None = None,
+    progress: bool = True,
+) -> VideoResult:
+    """Animate one image with an SVD-family model. Unset options take the model's defaults (REFERENCE §1).
+
+    The image is resized to cover the model's size (or `size`, WxH) keeping its aspect ratio and centre-cropped;
+    transparency is composited on white. Noise is drawn on the CPU from `seed` (first the conditioning-image noise,
+    then the latents, as diffusers does), so a seed gives the same clip on any device.
+    """
+    timer = Timer()
+
+    # 1. check inputs: everything that can be wrong is reported before any work or output
+    check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance, max_guidance, decode_chunk, size)
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        media.output_format(out_path)
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    pil = load_image(image) if not isinstance(image, Image.Image) else image
+
+    # 2. load the model (CPU, cast at load), check it is a video model, place it
+    with timer("load"):
+        if not isinstance(model, SVDModel):
+            model = load_model(model or DEFAULT_MODELS["video"], dtype=torch_dtype, config=config)
+        resolve_kind(model, "video")
+        if torch_dtype == torch.float16:
+            model.vae.to(torch.float32)  # fp16 VAEs overflow into black frames; the VAE is small
+        if not offload:
+            model.to(dev)
+        if forward_chunking:
+            model.unet.enable_forward_chunking()
+    info = model.info
+    width, height = size or (info.width, info.height)
+    settings = VideoSettings(
+        num_frames=frames or info.num_frames,
+        num_steps=steps or info.num_steps,
+        fps=fps or info.fps,
+        motion_bucket_id=info.motion_bucket_id if motion_bucket is None else motion_bucket,
+        noise_aug=info.cond_aug if noise_aug is None else noise_aug,
+        min_guidance=info.min_guidance if min_guidance is None else min_guidance,
+        max_guidance=info.max_guidance if max_guidance is None else max_guidance,
+        guidance=info.guidance,
+        width=width,
+        height=height,
+        decode_chunk=decode_chunk or min(frames or info.num_frames, 14),
+        seed=seed,
+        dtype=str(torch_dtype).removeprefix("torch."),
+        device=str(dev),
+        forward_chunking=forward_chunking,
+        offload=offload,
+    )
+    T, steps_n = settings.num_frames, settings.num_steps
+    log.info("video: %s, %d frames at %dx%d, %d steps, %s on %s", info.name, T, width, height, steps_n,
+             settings.dtype, dev)
+
+    # 3. prepare the image: transparency on white, cover-resize and centre-crop to the model size
+    fitted = fit_cover(composite_on_white(pil), width, height)
+    pixels = to_tensor(fitted).to(dev)  # (1, 3, H, W) in [-1, 1]
+    generator = torch.Generator("cpu").manual_seed(seed)
+    aug_noise = torch.randn(pixels.shape, generator=generator).to(dev)
+
+    # 4. encode: CLIP sees the clean image; the VAE sees it with noise augmentation
+    with timer("encode"), torch.no_grad():
+        with placed(model.image_encoder, dev, offload):
+            clip_embeds = encode_clip(model.image_encoder, pixels).float()  # (1, 1, D)
+        with placed(model.vae, dev, offload):
+            concat = encode_condition(model.vae, pixels + settings.noise_aug * aug_noise).float()  # (1, 4, h, w)
+
+    # 5. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
+    values = {"fps_id": settings.fps - 1, "motion_bucket_id": settings.motion_bucket_id, "cond_aug": settings.noise_aug}
+    vector = torch.tensor([[values[name] for name in model.unet.vector_names]], dtype=torch.float32)
+    cond = Conditioning(clip_embeds, concat, vector[:, None].expand(1, T, -1).to(dev))  # vector (1, T, 3)
+
+    # 6. noise levels, initial latents, per-frame guidance
+    sigmas = karras_sigmas(steps_n, info.sigma_min, info.sigma_max).to(dev)
+    latent_shape = (1, T, model.vae.config.latent_channels, height // 8, width // 8)
+    x = initial_latents(torch.randn(latent_shape, generator=generator), sigmas[0]).to(dev)
+    scales = guidance_scales(settings.guidance, T, settings.min_guidance, settings.max_guidance).to(dev)
+
+    # 7. sample
+    with timer("sample"), placed(model.unet, dev, offload):
+        denoise = guided_denoiser(unet_network(model.unet), cond, scales)
+        with tqdm(total=steps_n, desc="sampling", unit="step", disable=not progress) as bar:
+            latents = sample_euler(denoise, x, sigmas, callback=lambda *_: bar.update())
+
+    # 8. decode in chunks of frames
+    with timer("decode"), placed(model.vae, dev, offload):
+        video = decode_latents(model.vae, latents, model.scaling_factor, settings.decode_chunk)  # (1, T, 3, H, W)
+    frames_np = ((video[0].clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+
+    # 9. write the clip and run.json (each to a temporary name, renamed into place)
+    run = {
+        "job": "video",
+        "command": command_line(),
+        "input": _input_record(image),
+        "model": model_record(model),
+        "settings": asdict(settings),
+        "versions": versions(),
+    }
+    if out_path is not None:
+        with timer("write"):
+            media.write_video(to_uint8(frames_np), out_path, fps=settings.fps)
+            run["output"] = str(out_path)
+            run["timings_s"] = dict(timer.seconds)
+            media.write_json(run_json_path(out_path), run)
+    run["timings_s"] = dict(timer.seconds)
+    return VideoResult(frames_np, settings, dict(timer.seconds), out_path, run)
+
+
+def run_json_path(out: Path) -> Path:
+    """run.json beside the output: inside a frames folder, or `<name>.run.json` next to a video file."""
+    return out / "run.json" if media.output_format(out) == "frames" else out.with_name(out.stem + ".run.json")
+
+
+def _input_record(image) -> dict:
+    if isinstance(image, Image.Image):
+        return {"path": None, "size": list(image.size), "mode": image.mode}
+    return {"path": str(image), "sha256": file_sha256(Path(image))}

@@ -1,0 +1,58 @@
+"""What every run.json records: versions, the model's identity, timings."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+
+def versions() -> dict[str, str]:
+    import diffusers
+    import torch
+    import transformers
+
+    import svd3d
+
+    return {
+        "svd3d": svd3d.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_record(model) -> dict:
+    return {"source": model.source, "fingerprint": model.fingerprint, "info": asdict(model.info)}
+
+
+class Timer:
+    """Named wall-clock sections: `with timer("sample"): ...`; `timer.seconds` maps name -> seconds."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+
+
+def command_line() -> str:
+    return " ".join(sys.argv)
