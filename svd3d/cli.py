@@ -59,7 +59,10 @@ _config = click.option(
     help="sgm yaml describing a single-file checkpoint that is not a released one (default: <ckpt>.yaml beside it).",
 )  # fmt: skip
 _dtype = click.option(
-    "--dtype", default="auto", show_default=True, help="auto (fp16 on CUDA, fp32 elsewhere), float32, float16, bfloat16."
+    "--dtype",
+    default="auto",
+    show_default=True,
+    help="auto (fp16 on CUDA, fp32 elsewhere), float32, float16, bfloat16.",
 )
 _device = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 
@@ -106,7 +109,9 @@ def video(image: Path, output: Path | None, **options) -> None:
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @_config
-@click.option("--dtype", default="float32", show_default=True, help="Weights dtype to write: float32, float16, bfloat16.")
+@click.option(
+    "--dtype", default="float32", show_default=True, help="Weights dtype to write: float32, float16, bfloat16."
+)
 def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> None:
     """Convert an sgm single-file CHECKPOINT (svd, svd_xt, sv3d_u, sv3d_p) to a diffusers-format OUT_DIR.
 

@@ -25,19 +25,24 @@ def load_image(path: str | Path) -> Image.Image:
         raise SVD3DError(f"input image {path} is not a file; pass an image file (PNG, JPEG, WebP)")
     if path.stat().st_size == 0:
         raise SVD3DError(f"input image {path} is empty (0 bytes); pass a valid image file")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # svd3d checks the size itself (below), before decoding, with its own limit
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise SVD3DError(
+                    f"input image {path} is {img.width}x{img.height}, more than {MAX_PIXELS:,} pixels; downscale it first"
+                )
             img.load()
             img = ImageOps.exif_transpose(img)
     except PermissionError:
         raise SVD3DError(f"cannot read input image {path}: permission denied; check the file's permissions") from None
-    except Image.DecompressionBombError:
-        raise SVD3DError(f"input image {path} is larger than {MAX_PIXELS:,} pixels; downscale it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise SVD3DError(
             f"{path} is not an image Pillow can read ({type(err).__name__}: {err}); use PNG, JPEG or WebP"
         ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     return to_rgb_or_rgba(img)
 
 
@@ -95,8 +100,7 @@ def check_size(width: int, height: int) -> None:
     if width % 8 or height % 8:
         fix = f"{max(8, round(width / 8) * 8)}x{max(8, round(height / 8) * 8)}"
         raise SVD3DError(
-            f"width and height must be multiples of 8 (the VAE works in 8x8 blocks), got {width}x{height}; "
-            f"try {fix}"
+            f"width and height must be multiples of 8 (the VAE works in 8x8 blocks), got {width}x{height}; try {fix}"
         )
 
 

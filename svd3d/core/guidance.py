@@ -49,4 +49,3 @@ def guided_denoiser(net: Network, cond: Conditioning, scales: torch.Tensor) -> D
         return d_u + s.to(x.device, x.dtype) * (d_c - d_u)
 
     return denoise
-

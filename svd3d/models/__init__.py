@@ -57,9 +57,7 @@ def load_model(
 
         return load_diffusers(download(text, dtype), dtype, source=text)
     known = ", ".join(names)
-    raise SVD3DError(
-        f"unknown model {text!r}: not a file, a folder, a known name ({known}) or a hub id (owner/name)"
-    )
+    raise SVD3DError(f"unknown model {text!r}: not a file, a folder, a known name ({known}) or a hub id (owner/name)")
 
 
 def resolve_kind(model: SVDModel, kind: str) -> None:

@@ -75,7 +75,9 @@ def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str
     index = json.loads(index_path.read_text())
     for part in ("unet", "vae", "image_encoder"):
         if part not in index or not (folder / part / "config.json").is_file():
-            raise SVD3DError(f"{folder}: component {part}/ is missing; the folder must hold unet/, vae/, image_encoder/")
+            raise SVD3DError(
+                f"{folder}: component {part}/ is missing; the folder must hold unet/, vae/, image_encoder/"
+            )
     vae_class = index["vae"][1]
     vae_types = {"AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder, "AutoencoderKL": AutoencoderKL}
     if vae_class not in vae_types:
@@ -92,7 +94,9 @@ def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str
         raise SVD3DError(f"cannot load the model in {folder}: {first}") from err
     info = ModelInfo.read(folder) or infer_info(folder, dict(unet.config), vae_class)
     if tuple(info.vector_fields) != tuple(unet.vector_fields):
-        raise SVD3DError(f"{folder}: {INFO_FILE} lists vector fields {info.vector_fields}, the UNet {unet.vector_fields}")
+        raise SVD3DError(
+            f"{folder}: {INFO_FILE} lists vector fields {info.vector_fields}, the UNet {unet.vector_fields}"
+        )
     weights = sorted(folder.glob("*/*.safetensors"))
     model = SVDModel(unet, vae, clip, info, source=source or str(folder), fingerprint=fingerprint(weights))
     return model.eval()

@@ -18,17 +18,17 @@ def download(repo_id: str, dtype: torch.dtype) -> Path:
     half = dtype in (torch.float16, torch.bfloat16)
     patterns = ["*.json", "*/*.fp16.safetensors"] if half else ["*.json", "*/*.safetensors"]
     ignore = None if half else ["*.fp16.safetensors"]
-    local = f"huggingface-cli download {repo_id} --local-dir DIR, then pass --model DIR"
+    local = f"run `huggingface-cli download {repo_id} --local-dir DIR`, then pass --model DIR"
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, ignore_patterns=ignore))
     except GatedRepoError as err:
         raise SVD3DError(
-            f"{repo_id} is gated: accept its licence on huggingface.co and run `huggingface-cli login`, or {local}"
+            f"{repo_id} is gated: accept its licence on huggingface.co and run `huggingface-cli login`; or {local}"
         ) from err
     except RepositoryNotFoundError as err:
         raise SVD3DError(f"no model {repo_id!r} on the Hugging Face hub; check the id, or pass a local path") from err
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         raise SVD3DError(
             f"cannot reach the Hugging Face hub for {repo_id!r} and it is not in the local cache; "
-            f"on a connected machine run `{local}` (or pass a local svd_xt.safetensors)"
+            f"on a connected machine {local} (or pass a local svd_xt.safetensors)"
         ) from err

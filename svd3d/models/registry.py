@@ -45,10 +45,16 @@ def entries() -> dict[str, RegistryEntry]:
         kind = "orbit" if "orbit" in name else "video"
         found[name] = RegistryEntry(name, kind, f"bundled, {folder.parent}", _bundled(name))
     found["random-tiny-video"] = RegistryEntry(
-        "random-tiny-video", "video", "random weights, SVD layout (tests, benchmarks; output is noise)", _random("video")
+        "random-tiny-video",
+        "video",
+        "random weights, SVD layout (tests, benchmarks; output is noise)",
+        _random("video"),
     )
     found["random-tiny-orbit"] = RegistryEntry(
-        "random-tiny-orbit", "orbit", "random weights, SV3D_p layout (tests, benchmarks; output is noise)", _random("orbit")
+        "random-tiny-orbit",
+        "orbit",
+        "random weights, SV3D_p layout (tests, benchmarks; output is noise)",
+        _random("orbit"),
     )
     return found
 

@@ -109,12 +109,8 @@ def unet_config(arch: UNetArch, vector_fields, num_frames: int) -> dict:
     return {
         "in_channels": arch.in_channels,
         "out_channels": arch.out_channels,
-        "down_block_types": [
-            "CrossAttnDownBlockSpatioTemporal" if a else "DownBlockSpatioTemporal" for a in attn
-        ],
-        "up_block_types": [
-            "CrossAttnUpBlockSpatioTemporal" if a else "UpBlockSpatioTemporal" for a in reversed(attn)
-        ],
+        "down_block_types": ["CrossAttnDownBlockSpatioTemporal" if a else "DownBlockSpatioTemporal" for a in attn],
+        "up_block_types": ["CrossAttnUpBlockSpatioTemporal" if a else "UpBlockSpatioTemporal" for a in reversed(attn)],
         "block_out_channels": channels,
         "layers_per_block": arch.num_res_blocks,
         "cross_attention_dim": arch.context_dim,
@@ -156,7 +152,9 @@ def encoder_rules(arch: VAEArch, prefix: str) -> list[Rule]:
         for j in range(arch.num_res_blocks):
             rules.append((f"encoder.down.{level}.block.{j}", f"encoder.down_blocks.{level}.resnets.{j}", _vae_resnet))
         if level < len(arch.ch_mult) - 1:
-            rules.append((f"encoder.down.{level}.downsample.conv", f"encoder.down_blocks.{level}.downsamplers.0.conv", _same))
+            rules.append(
+                (f"encoder.down.{level}.downsample.conv", f"encoder.down_blocks.{level}.downsamplers.0.conv", _same)
+            )
     return [(prefix + a, b, f) for a, b, f in rules]
 
 
@@ -184,8 +182,15 @@ def decoder_rules(arch: VAEArch, temporal: bool) -> list[Rule]:
 def vae_config(sgm: SgmArch) -> tuple[str, dict]:
     """(diffusers class name, config) of the one VAE holding the conditioning encoder and the decoder."""
     enc, dec = sgm.encoder, sgm.decoder
-    if (enc.ch, enc.ch_mult, enc.num_res_blocks, enc.z_channels) != (dec.ch, dec.ch_mult, dec.num_res_blocks, dec.z_channels):
-        raise ValueError(f"the conditioning encoder {enc} and the decoder {dec} differ in shape; svd3d needs them equal")
+    if (enc.ch, enc.ch_mult, enc.num_res_blocks, enc.z_channels) != (
+        dec.ch,
+        dec.ch_mult,
+        dec.num_res_blocks,
+        dec.z_channels,
+    ):
+        raise ValueError(
+            f"the conditioning encoder {enc} and the decoder {dec} differ in shape; svd3d needs them equal"
+        )
     channels = [enc.ch * m for m in enc.ch_mult]
     common = {
         "in_channels": 3,
@@ -209,6 +214,7 @@ def vae_config(sgm: SgmArch) -> tuple[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------------------- CLIP
+
 
 def clip_config(arch: CLIPArch) -> dict:
     return {
@@ -250,6 +256,7 @@ def clip_tensors(read: Callable[[str], torch.Tensor], arch: CLIPArch) -> Iterato
 
 
 # -------------------------------------------------------------------------------------------------- rename
+
 
 def apply_rules(keys, rules: list[Rule]) -> dict[str, str]:
     """{diffusers key: sgm key} for every sgm key under a rule's prefix (longest prefix wins)."""

@@ -105,7 +105,9 @@ def load_sgm(path: Path, dtype: torch.dtype = torch.float32, config: Path | None
 
         def read(key: str) -> torch.Tensor:
             if key not in shapes:
-                raise SVD3DError(f"{path}: missing tensor {key!r}; the file is incomplete or not an SVD/SV3D checkpoint")
+                raise SVD3DError(
+                    f"{path}: missing tensor {key!r}; the file is incomplete or not an SVD/SV3D checkpoint"
+                )
             return f.get_tensor(key)
 
         def mapped(rules) -> Iterable[tuple[str, torch.Tensor]]:

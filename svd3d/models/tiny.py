@@ -15,12 +15,14 @@ from svd3d.models.info import RELEASED
 from svd3d.models.sgm_config import CLIPArch, UNetArch
 from svd3d.models.sgm_convert import clip_config, unet_config
 
+# 64 channels, not 32: GroupNorm(32) over 32 channels normalises each channel alone, which subtracts the per-channel
+# time / vector embedding the res blocks add: a 32-channel UNet cannot see sigma, fps or cameras at all.
 TINY_UNET = UNetArch(
-    model_channels=32,
+    model_channels=64,
     channel_mult=(1, 1, 1),
     attention_resolutions=(2, 1),
     num_res_blocks=1,
-    num_head_channels=16,
+    num_head_channels=32,
     context_dim=32,
 )
 TINY_CLIP = CLIPArch(width=48, layers=2, heads=3, patch_size=14, image_size=224, embed_dim=32)

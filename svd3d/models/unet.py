@@ -97,13 +97,16 @@ class PerFrameUNet(UNetSpatioTemporalConditionModel):
                 f"projection_class_embeddings_input_dim is {projection_class_embeddings_input_dim}"
             )
         self.vector_fields = fields
-        # sgm's res blocks normalise with GroupNorm eps 1e-5 (the released weights were trained so); diffusers'
-        # spatio-temporal blocks hard-code 1e-6, which moves UNet outputs by ~5e-5 on the parity fixtures.
+        self.set_resnet_eps(resnet_eps)
+
+    def set_resnet_eps(self, eps: float) -> None:
+        """sgm's res blocks normalise with GroupNorm eps 1e-5 (the released weights were trained so); diffusers'
+        spatio-temporal blocks hard-code 1e-6, which moves UNet outputs by ~5e-5 on the parity fixtures."""
         for block in self.modules():
             if isinstance(block, SpatioTemporalResBlock):
                 for norm in block.modules():
                     if isinstance(norm, torch.nn.GroupNorm):
-                        norm.eps = resnet_eps
+                        norm.eps = eps
 
     @property
     def vector_names(self) -> tuple[str, ...]:

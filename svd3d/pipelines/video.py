@@ -78,7 +78,9 @@ def check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance,
     _positive("fps", fps, "--fps")
     _positive("decode chunk", decode_chunk, "--decode-chunk")
     if motion_bucket is not None and not 0 <= motion_bucket <= 1023:
-        raise SVD3DError(f"motion bucket must be in 0..1023 (SVD was trained on 0..255, default 127), got {motion_bucket}")
+        raise SVD3DError(
+            f"motion bucket must be in 0..1023 (SVD was trained on 0..255, default 127), got {motion_bucket}"
+        )
     if noise_aug is not None and not 0.0 <= noise_aug <= 10.0:
         raise SVD3DError(f"noise augmentation must be in [0, 10] (default 0.02), got {noise_aug}")
     for name, value in (("min guidance", min_guidance), ("max guidance", max_guidance)):
@@ -159,8 +161,9 @@ def generate_video(
         offload=offload,
     )
     T, steps_n = settings.num_frames, settings.num_steps
-    log.info("video: %s, %d frames at %dx%d, %d steps, %s on %s", info.name, T, width, height, steps_n,
-             settings.dtype, dev)
+    log.info(
+        "video: %s, %d frames at %dx%d, %d steps, %s on %s", info.name, T, width, height, steps_n, settings.dtype, dev
+    )
 
     # 3. prepare the image: transparency on white, cover-resize and centre-crop to the model size
     fitted = fit_cover(composite_on_white(pil), width, height)
@@ -209,10 +212,10 @@ def generate_video(
     if out_path is not None:
         with timer("write"):
             media.write_video(to_uint8(frames_np), out_path, fps=settings.fps)
-            run["output"] = str(out_path)
-            run["timings_s"] = dict(timer.seconds)
-            media.write_json(run_json_path(out_path), run)
+        run["output"] = str(out_path)
     run["timings_s"] = dict(timer.seconds)
+    if out_path is not None:
+        media.write_json(run_json_path(out_path), run)
     return VideoResult(frames_np, settings, dict(timer.seconds), out_path, run)
 
 
