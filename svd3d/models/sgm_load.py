@@ -79,26 +79,40 @@ def _fill(module: torch.nn.Module, tensors: Iterable[tuple[str, torch.Tensor]], 
     module.load_state_dict(state, strict=True, assign=True)
 
 
-def load_sgm(path: Path, dtype: torch.dtype = torch.float32, config: Path | None = None) -> SVDModel:
-    """Convert an sgm checkpoint to diffusers modules in memory (CPU), streaming and casting tensor by tensor."""
+def empty_modules(arch: SgmArch) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+    """(unet, vae, clip) of an architecture on the meta device: shapes only, no memory, no random init."""
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
-    from safetensors import safe_open
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from svd3d.models.unet import PerFrameUNet
+
+    info = arch.info
+    with torch.device("meta"):
+        unet = PerFrameUNet(**conv.unet_config(arch.unet, info.vector_fields, info.num_frames))
+        vae_cls, vae_cfg = conv.vae_config(arch)
+        vae_types = {"AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder, "AutoencoderKL": AutoencoderKL}
+        vae = vae_types[vae_cls](**vae_cfg)
+        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**conv.clip_config(arch.clip)))
+    return unet, vae, clip
+
+
+def restore_clip_buffers(clip: torch.nn.Module) -> None:
+    """transformers keeps CLIP's position ids as a non-persistent buffer: rebuild it off the meta device."""
+    emb = clip.vision_model.embeddings
+    device = emb.position_embedding.weight.device
+    ids = torch.arange(emb.num_positions, device=device).expand((1, -1))
+    emb.register_buffer("position_ids", ids, persistent=False)
+
+
+def load_sgm(path: Path, dtype: torch.dtype = torch.float32, config: Path | None = None) -> SVDModel:
+    """Convert an sgm checkpoint to diffusers modules in memory (CPU), streaming and casting tensor by tensor."""
+    from safetensors import safe_open
 
     path = Path(path)
     shapes = {k: tuple(v["shape"]) for k, v in read_header(path).items() if k != "__metadata__"}
     arch = detect_arch(path, shapes, config)
     info = arch.info
-
-    with torch.device("meta"):
-        unet = PerFrameUNet(**conv.unet_config(arch.unet, info.vector_fields, info.num_frames))
-        vae_cls, vae_cfg = conv.vae_config(arch)
-        vae = {"AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder, "AutoencoderKL": AutoencoderKL}[vae_cls](
-            **vae_cfg
-        )
-        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**conv.clip_config(arch.clip)))
+    unet, vae, clip = empty_modules(arch)
 
     enc_prefix = f"conditioner.embedders.{arch.vae_embedder}.encoder."
     with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -121,8 +135,6 @@ def load_sgm(path: Path, dtype: torch.dtype = torch.float32, config: Path | None
         _fill(vae, mapped(vae_rules), dtype, "VAE", path)
         _fill(clip, conv.clip_tensors(read, arch.clip), dtype, "CLIP", path)
 
-    # transformers keeps position ids as a non-persistent buffer: rebuild it off the meta device
-    emb = clip.vision_model.embeddings
-    emb.register_buffer("position_ids", torch.arange(emb.num_positions).expand((1, -1)), persistent=False)
+    restore_clip_buffers(clip)
     model = SVDModel(unet, vae, clip, info, source=str(path), fingerprint=fingerprint([path]))
     return model.eval()
