@@ -117,10 +117,7 @@ def run(args, dtype: torch.dtype, compiled: bool) -> list[tuple]:
             torch.cuda.synchronize()
         total = time.perf_counter() - start
         rows.append((name, str(dtype).removeprefix("torch."), compiled, total, total / steps, peak_gb(device)))
-    del model, pipe
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return rows
+    return rows  # the models go out of scope here; the caller empties the CUDA cache
 
 
 def main() -> None:
@@ -136,6 +133,8 @@ def main() -> None:
     for dtype_name in args.dtypes:
         for compiled in {"off": [False], "on": [True], "both": [False, True]}[args.compile]:
             rows += run(args, getattr(torch, dtype_name), compiled)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     steps = 3 if args.tiny else args.steps
     print(f"\n{name}, torch {torch.__version__}, SVD-XT {'tiny' if args.tiny else '25 x 576x1024'}, {steps} steps")
@@ -144,7 +143,9 @@ def main() -> None:
     for i in range(0, len(rows), 2):
         for r in rows[i : i + 2]:
             ratio = r[3] / rows[i + 1][3]
-            print(f"| {r[0]:9s} | {r[1]:8s} | {str(r[2]):7s} | {r[3]:14.2f} | {r[4]:15.3f} | {r[5]:12.2f} | {ratio:18.2f} |")
+            print(
+                f"| {r[0]:9s} | {r[1]:8s} | {str(r[2]):7s} | {r[3]:14.2f} | {r[4]:15.3f} | {r[5]:12.2f} | {ratio:18.2f} |"
+            )
 
 
 if __name__ == "__main__":

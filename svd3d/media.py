@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from PIL import Image
 from svd3d.errors import SVD3DError
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
+FRAMES_FOLDER_ENTRY = re.compile(r"\d{3,}\.png|run\.json")  # what a frames folder svd3d wrote may hold
 
 
 def output_format(out: Path) -> str:
@@ -31,6 +33,15 @@ def output_format(out: Path) -> str:
                 ) from None
         return suffix[1:]
     if suffix == "" or out.is_dir():
+        if out.is_dir():
+            foreign = [p.name for p in out.iterdir() if not FRAMES_FOLDER_ENTRY.fullmatch(p.name)]
+            if foreign:
+                raise SVD3DError(
+                    f"output folder {out} already holds other files ({', '.join(sorted(foreign)[:3])}); "
+                    "choose a new folder (an earlier svd3d frames folder would be replaced)"
+                )
+        elif out.exists():
+            raise SVD3DError(f"cannot write frames to {out}: it exists and is not a folder; choose another name")
         return "frames"
     raise SVD3DError(
         f"cannot write {out}: output must end in .mp4, .gif or .webp, or be a folder (no suffix) for PNG frames"

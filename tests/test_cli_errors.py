@@ -179,3 +179,21 @@ def test_convert_refuses_non_empty_target(tmp_path):
     r = run(["convert", str(sgm_fixture("svd.safetensors")), str(target)])
     assert r.exit_code != 0 and "not empty" in r.output
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+def test_no_model_named_without_bundled_default(work):
+    from svd3d.models.registry import entries
+
+    if "tiny-video" in entries():
+        pytest.skip("the bundled tiny-video model is installed, so the default works")
+    r = run(["video", str(work / "input.png"), "-o", str(work / "clip.mp4")])
+    assert_clean_failure(r, work, "--model", "tiny-video")
+
+
+def test_output_folder_with_other_files_is_never_replaced(work):
+    precious = work.parent / "mine"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    r = run([*VIDEO, str(work / "input.png"), "-o", str(precious)])
+    assert r.exit_code != 0 and "already holds other files" in r.output
+    assert (precious / "thesis.tex").read_text() == "do not delete"

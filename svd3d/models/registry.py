@@ -60,3 +60,16 @@ def entries() -> dict[str, RegistryEntry]:
 
 
 DEFAULT_MODELS = {"video": "tiny-video", "orbit": "tiny-orbit"}  # bundled defaults, once trained and shipped
+
+
+def default_model(kind: str) -> str:
+    """The bundled model a job uses when no --model is named; a clear error while none is installed."""
+    from svd3d.errors import SVD3DError
+
+    name = DEFAULT_MODELS[kind]
+    if name not in entries():
+        raise SVD3DError(
+            f"no --model given and the bundled default {name!r} is not installed; pass --model: an sgm .safetensors "
+            f"(e.g. svd_xt.safetensors), a diffusers folder, a hub id, or random-tiny-{kind} for a smoke test"
+        )
+    return name

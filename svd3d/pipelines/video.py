@@ -21,7 +21,7 @@ from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
 from svd3d.models import SVDModel, load_model, resolve_kind
-from svd3d.models.registry import DEFAULT_MODELS
+from svd3d.models.registry import default_model
 from svd3d.pipelines.common import placed, unet_network
 from svd3d.runinfo import Timer, command_line, file_sha256, model_record, versions
 
@@ -132,7 +132,7 @@ def generate_video(
     # 2. load the model (CPU, cast at load), check it is a video model, place it
     with timer("load"):
         if not isinstance(model, SVDModel):
-            model = load_model(model or DEFAULT_MODELS["video"], dtype=torch_dtype, config=config)
+            model = load_model(model or default_model("video"), dtype=torch_dtype, config=config)
         resolve_kind(model, "video")
         if torch_dtype == torch.float16:
             model.vae.to(torch.float32)  # fp16 VAEs overflow into black frames; the VAE is small
