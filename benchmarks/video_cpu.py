@@ -23,47 +23,17 @@ from PIL import Image
 from svd3d.models import load_model
 from svd3d.models.diffusers_io import save_diffusers
 from svd3d.models.sgm_config import UNetArch
+from svd3d.models.tiny import TINY_UNET, tiny_random_model
 from svd3d.pipelines.video import generate_video
 
 CASES = {  # name: (UNet arch, size, frames, steps)
-    "tiny": (
-        UNetArch(
-            model_channels=64,
-            channel_mult=(1, 1, 1),
-            attention_resolutions=(2, 1),
-            num_res_blocks=1,
-            num_head_channels=32,
-            context_dim=32,
-        ),
-        64,
-        8,
-        10,
-    ),
-    "small": (
-        UNetArch(
-            model_channels=64,
-            channel_mult=(1, 2, 2),
-            attention_resolutions=(4, 2, 1),
-            num_res_blocks=1,
-            num_head_channels=32,
-            context_dim=32,
-        ),
-        256,
-        14,
-        10,
-    ),
+    "tiny": (TINY_UNET, 64, 8, 10),
+    "small": (replace(TINY_UNET, channel_mult=(1, 2, 2), attention_resolutions=(4, 2, 1)), 256, 14, 10),
 }
 
 
 def build_folder(arch: UNetArch, side: int, frames: int, root: Path) -> Path:
-    import svd3d.models.tiny as tiny
-
-    old = tiny.TINY_UNET
-    tiny.TINY_UNET = arch
-    try:
-        model = tiny.tiny_random_model("video", seed=0)
-    finally:
-        tiny.TINY_UNET = old
+    model = tiny_random_model("video", seed=0, unet=arch)
     model.info = replace(model.info, width=side, height=side, num_frames=frames)
     return save_diffusers(model, root / f"model-{side}")
 

@@ -29,7 +29,9 @@ TINY_CLIP = CLIPArch(width=48, layers=2, heads=3, patch_size=14, image_size=224,
 TINY_VAE_CHANNELS = (32, 32, 32, 32)
 
 
-def tiny_random_model(kind: str = "video", seed: int = 0, dtype: torch.dtype = torch.float32) -> SVDModel:
+def tiny_random_model(
+    kind: str = "video", seed: int = 0, dtype: torch.dtype = torch.float32, unet: UNetArch = TINY_UNET
+) -> SVDModel:
     """A seeded random model: kind 'video' (SVD layout, temporal decoder) or 'orbit' (SV3D_p layout)."""
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -48,7 +50,7 @@ def tiny_random_model(kind: str = "video", seed: int = 0, dtype: torch.dtype = t
     )
     adm = sum(w for _, w in info.vector_fields)
     torch.manual_seed(seed)
-    unet = PerFrameUNet(**unet_config(replace(TINY_UNET, adm_in_channels=adm), info.vector_fields, info.num_frames))
+    unet_module = PerFrameUNet(**unet_config(replace(unet, adm_in_channels=adm), info.vector_fields, info.num_frames))
     vae_args = dict(
         in_channels=3,
         out_channels=3,
@@ -62,7 +64,7 @@ def tiny_random_model(kind: str = "video", seed: int = 0, dtype: torch.dtype = t
     else:
         vae = AutoencoderKL(**vae_args, up_block_types=["UpDecoderBlock2D"] * 4, use_post_quant_conv=False)
     clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_config(TINY_CLIP)))
-    model = SVDModel(unet, vae, clip, info, source=info.name, fingerprint=f"seed{seed}")
+    model = SVDModel(unet_module, vae, clip, info, source=info.name, fingerprint=f"seed{seed}")
     if dtype != torch.float32:
         for module in model.modules().values():
             module.to(dtype)
