@@ -1,0 +1,250 @@
+"""The one camera convention of svd3d (DESIGN.md), as small pure functions.
+
+World: right-handed, +Y up, metres; the object centred at the origin inside [-0.5, 0.5]^3 (glTF's frame).
+An orbit camera at elevation e (degrees above the equator), azimuth a (degrees about +Y) and radius r sits at
+r (cos e sin a, sin e, cos e cos a) and looks at the origin with up near +Y. Azimuth 0 is the input view, on +Z;
+increasing azimuth turns the camera counter-clockwise seen from above, i.e. to its own right.
+Camera-to-world matrices use OpenGL camera axes (+X right, +Y up, looking down -Z), as nerfstudio expects.
+Intrinsics: square pinhole, 33.8 degree field of view, radius 2 (SV3D's training cameras).
+
+Frame order: svd3d numbers views 000 = the input view, then increasing azimuth. A model may order its frames
+differently (SV3D: input view last); ``model_order`` maps between the two.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from svd3d.errors import SVD3DError
+
+DEFAULT_FOV_DEG = 33.8
+DEFAULT_RADIUS = 2.0
+
+# ------------------------------------------------------------------------------------------------ poses
+
+
+def camera_centers(elevations, azimuths, radius: float = DEFAULT_RADIUS) -> np.ndarray:
+    """(N,) degrees, (N,) degrees -> (N, 3) float64 camera centres."""
+    e, a = np.radians(np.asarray(elevations, float)), np.radians(np.asarray(azimuths, float))
+    return radius * np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], axis=-1)
+
+
+def orbit_c2w(elevations, azimuths, radius: float = DEFAULT_RADIUS) -> np.ndarray:
+    """Camera-to-world matrices (N, 4, 4) float64, OpenGL axes, looking at the origin.
+
+    Camera +Z points away from the origin; camera +X is the direction of increasing azimuth,
+    (cos a, 0, -sin a), which stays defined straight above or below the object; camera +Y = Z x X.
+    """
+    e, a = np.radians(np.asarray(elevations, float)), np.radians(np.asarray(azimuths, float))
+    z = np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], axis=-1)
+    x = np.stack([np.cos(a), np.zeros_like(a), -np.sin(a)], axis=-1)
+    y = np.cross(z, x)
+    c2w = np.zeros((len(z), 4, 4))
+    c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = x, y, z, radius * z
+    c2w[:, 3, 3] = 1.0
+    return c2w
+
+
+def angles_from_c2w(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of orbit_c2w for cameras looking at the origin: (elevations, azimuths in [0, 360), radii)."""
+    centers = np.asarray(c2w)[:, :3, 3]
+    radius = np.linalg.norm(centers, axis=-1)
+    elev = np.degrees(np.arcsin(np.clip(centers[:, 1] / radius, -1, 1)))
+    azim = np.degrees(np.arctan2(centers[:, 0], centers[:, 2])) % 360.0
+    return elev, azim, radius
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels (nerfstudio's fl_x, fl_y, cx, cy, w, h)."""
+
+    width: int
+    height: int
+    fl_x: float
+    fl_y: float
+    cx: float
+    cy: float
+
+    @staticmethod
+    def from_fov(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) -> Intrinsics:
+        """Square pixels; fov_deg spans the shorter side (both sides for a square image)."""
+        focal = 0.5 * min(width, height) / math.tan(math.radians(fov_deg) / 2)
+        return Intrinsics(width, height, focal, focal, width / 2, height / 2)
+
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.fl_x, 0, self.cx], [0, self.fl_y, self.cy], [0, 0, 1.0]])
+
+
+# ------------------------------------------------------------------------------------------------ orbits
+
+
+def _check_elevations(values: np.ndarray, what: str) -> None:
+    bad = values[(values <= -90) | (values >= 90) | ~np.isfinite(values)]
+    if bad.size:
+        raise SVD3DError(f"{what} must be between -90 and 90 degrees (exclusive), got {bad[0]:g}")
+
+
+@dataclass(frozen=True)
+class StaticOrbit:
+    """One elevation, num_frames views evenly spaced in azimuth, starting at the input view."""
+
+    elevation: float = 10.0
+    num_frames: int = 21
+
+    def angles(self) -> tuple[np.ndarray, np.ndarray]:
+        """(elevations, azimuths) in degrees, svd3d order (000 = input view, increasing azimuth)."""
+        if self.num_frames < 1:
+            raise SVD3DError(f"an orbit needs at least 1 frame, got {self.num_frames}; set --frames")
+        _check_elevations(np.array([self.elevation]), "elevation")
+        az = np.arange(self.num_frames) * 360.0 / self.num_frames
+        return np.full(self.num_frames, float(self.elevation)), az
+
+
+@dataclass(frozen=True)
+class DynamicOrbit:
+    """Smooth elevation wobble around `elevation` (one seeded sine cycle, zero at the input view) and a monotone
+    azimuth sweep with seeded jitter: views of the top and bottom that a static orbit never sees (SV3D §4)."""
+
+    elevation: float = 10.0
+    num_frames: int = 21
+    amplitude: float = 10.0  # degrees, at most
+    jitter: float = 0.25  # azimuth jitter as a fraction of the even spacing, < 0.5 keeps it monotone
+    seed: int = 0
+
+    def angles(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.num_frames < 1:
+            raise SVD3DError(f"an orbit needs at least 1 frame, got {self.num_frames}; set --frames")
+        if not 0 <= self.jitter < 0.5:
+            raise SVD3DError(f"azimuth jitter must be in [0, 0.5), got {self.jitter}")
+        rng = np.random.default_rng(self.seed)
+        n = self.num_frames
+        t = np.arange(n) / n
+        amp = self.amplitude * rng.uniform(0.5, 1.0) * rng.choice([-1.0, 1.0])
+        elev = self.elevation + amp * np.sin(2 * np.pi * t)
+        spacing = 360.0 / n
+        az = np.arange(n) * spacing + np.concatenate([[0.0], rng.uniform(-self.jitter, self.jitter, n - 1) * spacing])
+        _check_elevations(elev, "dynamic orbit elevations (elevation +- amplitude)")
+        return elev, az
+
+
+@dataclass(frozen=True)
+class CustomOrbit:
+    """Explicit views. Exactly one view must be the input view (azimuth 0); the others are put in increasing
+    azimuth order after it (the reference's `azimuths[:-1].sort()` sorts a copy and does nothing)."""
+
+    elevations: tuple[float, ...] = field(default_factory=tuple)
+    azimuths: tuple[float, ...] = field(default_factory=tuple)
+
+    def angles(self) -> tuple[np.ndarray, np.ndarray]:
+        elev, az = np.asarray(self.elevations, float), np.asarray(self.azimuths, float)
+        if len(elev) != len(az):
+            raise SVD3DError(
+                f"--elevations has {len(elev)} values and --azimuths {len(az)}; give one elevation per azimuth"
+            )
+        if len(az) == 0:
+            raise SVD3DError("a custom orbit needs at least one view (--elevations and --azimuths)")
+        if not np.isfinite(az).all():
+            raise SVD3DError("azimuths must be finite numbers")
+        _check_elevations(elev, "elevations")
+        az = az % 360.0
+        inputs = np.flatnonzero(np.isclose(az, 0.0) | np.isclose(az, 360.0))
+        if len(inputs) != 1:
+            raise SVD3DError(
+                f"a custom orbit must contain the input view (azimuth 0) exactly once, found it {len(inputs)} times"
+            )
+        az[inputs] = 0.0
+        order = np.argsort(az, kind="stable")
+        az = az[order]
+        if np.any(np.diff(az) <= 1e-9):
+            raise SVD3DError("custom orbit azimuths must all differ (two views share an azimuth)")
+        return elev[order], az
+
+
+Orbit = StaticOrbit | DynamicOrbit | CustomOrbit
+
+FrameOrder = Literal["input_first", "input_last"]
+
+
+def model_order(num_frames: int, frame_order: FrameOrder) -> np.ndarray:
+    """Permutation p with model_frame[k] = svd3d_frame[p[k]]. SV3D ('input_last'): frames 1..N-1, then 0."""
+    if frame_order == "input_first":
+        return np.arange(num_frames)
+    if frame_order == "input_last":
+        return np.concatenate([np.arange(1, num_frames), [0]])
+    raise ValueError(f"unknown frame order {frame_order!r}")
+
+
+# --------------------------------------------------------------------------------------- nerfstudio I/O
+
+
+@dataclass(frozen=True)
+class CameraFrame:
+    file_path: str  # relative to transforms.json, e.g. "frames/000.png"
+    c2w: np.ndarray  # (4, 4) OpenGL camera-to-world
+    elevation: float | None = None
+    azimuth: float | None = None
+
+
+def transforms_dict(frames: list[CameraFrame], intrinsics: Intrinsics, extra: dict | None = None) -> dict:
+    out = {
+        "camera_model": "OPENCV",
+        "w": intrinsics.width,
+        "h": intrinsics.height,
+        "fl_x": intrinsics.fl_x,
+        "fl_y": intrinsics.fl_y,
+        "cx": intrinsics.cx,
+        "cy": intrinsics.cy,
+        "k1": 0.0,
+        "k2": 0.0,
+        "p1": 0.0,
+        "p2": 0.0,
+        "frames": [],
+    }
+    for f in frames:
+        item = {"file_path": f.file_path, "transform_matrix": np.asarray(f.c2w, float).round(10).tolist()}
+        if f.elevation is not None:
+            item["elevation_deg"] = float(f.elevation)
+            item["azimuth_deg"] = float(f.azimuth)
+        out["frames"].append(item)
+    out["svd3d"] = {
+        "convention": "world +Y up, object in [-0.5, 0.5]^3, OpenGL camera axes, azimuth 0 = input view on +Z",
+        **(extra or {}),
+    }
+    return out
+
+
+def write_transforms(path: Path, frames: list[CameraFrame], intrinsics: Intrinsics, extra: dict | None = None):
+    from svd3d.media import write_json
+
+    write_json(Path(path), transforms_dict(frames, intrinsics, extra))
+
+
+def read_transforms(path: Path) -> tuple[Intrinsics, list[CameraFrame]]:
+    """Read a nerfstudio transforms.json (global intrinsics; per-frame intrinsics are not supported)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SVD3DError(f"{path} does not exist; a nerfstudio folder needs transforms.json")
+    try:
+        data = json.loads(path.read_text())
+        w, h = int(data["w"]), int(data["h"])
+        fl_x = float(data["fl_x"])
+        intr = Intrinsics(
+            w, h, fl_x, float(data.get("fl_y", fl_x)), float(data.get("cx", w / 2)), float(data.get("cy", h / 2))
+        )
+        frames = []
+        for item in data["frames"]:
+            c2w = np.asarray(item["transform_matrix"], float)
+            if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
+                raise SVD3DError(f"{path}: frame {item.get('file_path')} has a bad transform_matrix (4x4 finite)")
+            frames.append(CameraFrame(item["file_path"], c2w, item.get("elevation_deg"), item.get("azimuth_deg")))
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
+        if isinstance(err, SVD3DError):
+            raise
+        raise SVD3DError(f"{path} is not a valid nerfstudio transforms.json ({type(err).__name__}: {err})") from None
+    return intr, frames
