@@ -105,6 +105,75 @@ def video(image: Path, output: Path | None, **options) -> None:
     )
 
 
+def _degrees(ctx, param, value):
+    """'10,20,-5' -> [10.0, 20.0, -5.0]."""
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated degrees like 10,10,20, got {value!r}") from None
+
+
+def _square(ctx, param, value):
+    """--size 576 or 576x576 (orbit views are square)."""
+    if value is None:
+        return None
+    from svd3d.image import parse_size
+
+    try:
+        width, height = parse_size(value if "x" in value.lower() else f"{value}x{value}")
+    except SVD3DError as err:
+        raise click.BadParameter(str(err)) from None
+    if width != height:
+        raise click.BadParameter(f"orbit views are square, got {width}x{height}; use e.g. --size {width}")
+    return width
+
+
+@main.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@_model
+@click.option("--frames", type=int, default=None, help="Views around the object [21].")
+@click.option("--steps", type=int, default=None, help="Sampling steps [50].")
+@click.option("--seed", type=int, default=23, show_default=True, help="Random seed (noise is drawn on the CPU).")
+@click.option("--size", callback=_square, default=None, help="View size in pixels, a multiple of 8 [576].")
+@click.option("--min-guidance", type=float, default=None, help="Guidance next to the input view [1.0].")
+@click.option("--max-guidance", type=float, default=None, help="Guidance behind the object [2.5].")
+@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
+              help="static: one elevation; dynamic: a smooth elevation wobble (sees top and bottom; SV3D_p).")  # fmt: skip
+@click.option("--elevation", type=float, default=10.0, show_default=True,
+              help="Camera elevation of the photo, degrees above the object's equator.")  # fmt: skip
+@click.option("--elevations", callback=_degrees, default=None, help="Custom orbit: elevations, e.g. 10,10,20 (SV3D_p).")
+@click.option("--azimuths", callback=_degrees, default=None,
+              help="Custom orbit: azimuths incl. the input view 0, e.g. 0,120,240 (SV3D_p).")  # fmt: skip
+@click.option("--object-fraction", type=float, default=0.85, show_default=True,
+              help="Size of the object's larger side as a fraction of the view.")  # fmt: skip
+@click.option("--decode-chunk", type=int, default=None, help="Frames decoded at once [min(frames, 14)].")
+@_dtype
+@_device
+@click.option("--offload", is_flag=True, help="Keep only the active network on the GPU (least memory, slower).")
+@_config
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output folder [out/<image name>].")  # fmt: skip
+def orbit(image: Path, output: Path | None, **options) -> None:
+    """Generate views all around the object in IMAGE, with their true cameras (SV3D_u / SV3D_p).
+
+    Writes a folder: input.png (the preprocessed conditioning image), frames/000.png... (000 is the input view,
+    then increasing azimuth: the camera turns to its own right), orbit.mp4, transforms.json (nerfstudio
+    cameras), preview.png (contact sheet) and run.json.
+    """
+    from svd3d.pipelines.orbit import generate_orbit
+
+    out = output or Path("out") / image.stem
+    result = _run(generate_orbit, image, output=out, **options)
+    t = result.timings
+    click.echo(
+        f"wrote {out}/ ({result.settings.num_frames} {result.settings.orbit} views at {result.settings.size}px, "
+        f"object found by {result.run['preprocess']['method']}) in {sum(t.values()):.1f} s "
+        f"(sampling {t.get('sample', 0):.1f} s)"
+    )
+
+
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))

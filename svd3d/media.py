@@ -33,15 +33,7 @@ def output_format(out: Path) -> str:
                 ) from None
         return suffix[1:]
     if suffix == "" or out.is_dir():
-        if out.is_dir():
-            foreign = [p.name for p in out.iterdir() if not FRAMES_FOLDER_ENTRY.fullmatch(p.name)]
-            if foreign:
-                raise SVD3DError(
-                    f"output folder {out} already holds other files ({', '.join(sorted(foreign)[:3])}); "
-                    "choose a new folder (an earlier svd3d frames folder would be replaced)"
-                )
-        elif out.exists():
-            raise SVD3DError(f"cannot write frames to {out}: it exists and is not a folder; choose another name")
+        check_output_folder(out, FRAMES_FOLDER_ENTRY)
         return "frames"
     raise SVD3DError(
         f"cannot write {out}: output must end in .mp4, .gif or .webp, or be a folder (no suffix) for PNG frames"
@@ -140,3 +132,45 @@ def _mp4(frames: np.ndarray, path: Path, fps: float) -> None:
     for frame in frames:
         writer.send(np.ascontiguousarray(frame))
     writer.close()
+
+
+def contact_sheet(images: list, labels: list[str] | None = None, columns: int = 7, cell: int = 160) -> Image.Image:
+    """A grid of thumbnails (PIL images or (H, W, 3|4) uint8 arrays), each with an optional caption below."""
+    from PIL import ImageDraw
+
+    thumbs = []
+    for img in images:
+        pil = Image.fromarray(img) if isinstance(img, np.ndarray) else img
+        if pil.mode == "RGBA":
+            pil = Image.alpha_composite(Image.new("RGBA", pil.size, (255, 255, 255, 255)), pil)
+        pil = pil.convert("RGB")
+        scale = cell / max(pil.size)
+        small = scale > 1  # small images are enlarged with NEAREST, so their pixels stay visible as they are
+        resample = Image.Resampling.NEAREST if small else Image.Resampling.LANCZOS
+        pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), resample)
+        thumbs.append(pil)
+    caption = 14 if labels else 0
+    columns = max(1, min(columns, len(thumbs)))
+    rows = (len(thumbs) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + caption)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, thumb in enumerate(thumbs):
+        x, y = (i % columns) * cell, (i // columns) * (cell + caption)
+        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+        if labels:
+            draw.text((x + 4, y + cell + 1), labels[i], fill=(40, 40, 40))
+    return sheet
+
+
+def check_output_folder(out: Path, allowed: re.Pattern) -> None:
+    """An output folder may be new, empty, or an earlier run of the same job (names matching `allowed`);
+    a folder with anything else in it is never replaced."""
+    if out.exists() and not out.is_dir():
+        raise SVD3DError(f"output {out} exists and is not a folder; choose another name")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if not allowed.fullmatch(p.name))
+        if foreign:
+            raise SVD3DError(
+                f"output folder {out} already holds other files ({', '.join(foreign[:3])}); choose a new folder "
+                "(an earlier svd3d output folder would be replaced)"
+            )

@@ -56,3 +56,10 @@ class Timer:
 
 def command_line() -> str:
     return " ".join(sys.argv)
+
+
+def input_record(image) -> dict:
+    """The input image as run.json records it: its path and content hash, or its size for an in-memory image."""
+    if hasattr(image, "size") and hasattr(image, "mode"):
+        return {"path": None, "size": list(image.size), "mode": image.mode}
+    return {"path": str(image), "sha256": file_sha256(Path(image))}

@@ -35,7 +35,11 @@ class ModelInfo:
     sigma_min: float = 0.002
     sigma_max: float = 700.0
     decoder: Literal["temporal", "image"] = "temporal"
-    extra: dict = field(default_factory=dict)  # model-specific facts (e.g. orbit frame order), kept verbatim
+    # orbit models: how their frames relate to svd3d's camera convention (REFERENCE §4)
+    frame_order: Literal["input_last", "input_first"] = "input_last"  # where the input view sits among the frames
+    azimuth_sign: int = 1  # +1: the model's azimuth grows as the camera turns to its own right, as svd3d's does
+    fov_deg: float = 33.8  # field of view of the training cameras
+    extra: dict = field(default_factory=dict)  # anything else worth keeping with the model, verbatim
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -5,9 +5,32 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from svd3d.core.conditioning import Conditioning
+from svd3d.errors import SVD3DError
+
+
+def check_positive(name: str, value, flag: str) -> None:
+    if value is not None and value <= 0:
+        raise SVD3DError(f"{name} must be a positive number, got {value}; set {flag} to 1 or more")
+
+
+def check_guidance(min_guidance, max_guidance) -> None:
+    for name, value in (("min guidance", min_guidance), ("max guidance", max_guidance)):
+        if value is not None and not 0.0 <= value <= 50.0:
+            raise SVD3DError(f"{name} must be in [0, 50], got {value}")
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] -> uint8, rounded."""
+    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def decoded_to_frames(video: torch.Tensor) -> np.ndarray:
+    """Decoder output (T, 3, H, W) in about [-1, 1] -> (T, H, W, 3) float32 in [0, 1]."""
+    return ((video.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
 
 
 @contextlib.contextmanager

@@ -22,8 +22,15 @@ from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
 from svd3d.models import SVDModel, load_model, resolve_kind
 from svd3d.models.registry import default_model
-from svd3d.pipelines.common import placed, unet_network
-from svd3d.runinfo import Timer, command_line, file_sha256, model_record, versions
+from svd3d.pipelines.common import (
+    check_guidance,
+    check_positive,
+    decoded_to_frames,
+    placed,
+    to_uint8,
+    unet_network,
+)
+from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +69,19 @@ class VideoResult:
         return to_uint8(self.frames)
 
 
-def to_uint8(frames: np.ndarray) -> np.ndarray:
-    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def _positive(name: str, value, flag: str) -> None:
-    if value is not None and value <= 0:
-        raise SVD3DError(f"{name} must be a positive number, got {value}; set {flag} to 1 or more")
-
-
 def check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance, max_guidance, decode_chunk, size):
     """All argument checks, before any model is loaded or any file is written."""
-    _positive("frames", frames, "--frames")
-    _positive("steps", steps, "--steps")
-    _positive("fps", fps, "--fps")
-    _positive("decode chunk", decode_chunk, "--decode-chunk")
+    check_positive("frames", frames, "--frames")
+    check_positive("steps", steps, "--steps")
+    check_positive("fps", fps, "--fps")
+    check_positive("decode chunk", decode_chunk, "--decode-chunk")
     if motion_bucket is not None and not 0 <= motion_bucket <= 1023:
         raise SVD3DError(
             f"motion bucket must be in 0..1023 (SVD was trained on 0..255, default 127), got {motion_bucket}"
         )
     if noise_aug is not None and not 0.0 <= noise_aug <= 10.0:
         raise SVD3DError(f"noise augmentation must be in [0, 10] (default 0.02), got {noise_aug}")
-    for name, value in (("min guidance", min_guidance), ("max guidance", max_guidance)):
-        if value is not None and not 0.0 <= value <= 50.0:
-            raise SVD3DError(f"{name} must be in [0, 50], got {value}")
+    check_guidance(min_guidance, max_guidance)
     if size is not None:
         check_size(*size)
 
@@ -198,13 +194,13 @@ def generate_video(
     # 8. decode in chunks of frames
     with timer("decode"), placed(model.vae, dev, offload):
         video = decode_latents(model.vae, latents, model.scaling_factor, settings.decode_chunk)  # (1, T, 3, H, W)
-    frames_np = ((video[0].clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+    frames_np = decoded_to_frames(video[0])
 
     # 9. write the clip and run.json (each to a temporary name, renamed into place)
     run = {
         "job": "video",
         "command": command_line(),
-        "input": _input_record(image),
+        "input": input_record(image),
         "model": model_record(model),
         "settings": asdict(settings),
         "versions": versions(),
@@ -222,9 +218,3 @@ def generate_video(
 def run_json_path(out: Path) -> Path:
     """run.json beside the output: inside a frames folder, or `<name>.run.json` next to a video file."""
     return out / "run.json" if media.output_format(out) == "frames" else out.with_name(out.stem + ".run.json")
-
-
-def _input_record(image) -> dict:
-    if isinstance(image, Image.Image):
-        return {"path": None, "size": list(image.size), "mode": image.mode}
-    return {"path": str(image), "sha256": file_sha256(Path(image))}

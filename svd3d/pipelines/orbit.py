@@ -1,0 +1,301 @@
+"""Image -> consistent views around the object with SV3D_u / SV3D_p, and their true cameras, as one unrolled
+function. REFERENCE §1-4: per-frame cond_aug || polar || azimuth vectors, triangle guidance, cond_aug 1e-5, CLIP on
+the clean image, the input-view frame replaced by the input."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from svd3d import media
+from svd3d.cameras import (
+    CameraFrame,
+    CustomOrbit,
+    DynamicOrbit,
+    Intrinsics,
+    Orbit,
+    StaticOrbit,
+    model_order,
+    orbit_c2w,
+    write_transforms,
+)
+from svd3d.core.clip import encode_clip
+from svd3d.core.conditioning import Conditioning
+from svd3d.core.guidance import guidance_scales, guided_denoiser
+from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
+from svd3d.core.vae import decode_latents, encode_condition
+from svd3d.devices import resolve_device, resolve_dtype
+from svd3d.errors import SVD3DError
+from svd3d.image import check_size, load_image, prepare_object, to_tensor
+from svd3d.models import SVDModel, load_model, resolve_kind
+from svd3d.models.registry import default_model
+from svd3d.pipelines.common import (
+    check_guidance,
+    check_positive,
+    decoded_to_frames,
+    placed,
+    to_uint8,
+    unet_network,
+)
+from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
+
+log = logging.getLogger(__name__)
+
+# what an orbit folder svd3d wrote may hold (an earlier run is replaced, anything else is never touched)
+ORBIT_FOLDER_ENTRY = re.compile(
+    r"input\.png|frames|orbit\.(mp4|gif)|transforms\.json|preview\.png|run\.json|mesh\.(glb|obj|mtl|ply|stl)|"
+    r"mesh_texture\.png|recon\.json|material\.mtl|material_0\.png"
+)
+
+
+@dataclass(frozen=True)
+class OrbitSettings:
+    orbit: str  # static | dynamic | custom
+    num_frames: int
+    num_steps: int
+    min_guidance: float
+    max_guidance: float
+    cond_aug: float
+    size: int
+    object_fraction: float
+    decode_chunk: int
+    seed: int
+    dtype: str
+    device: str
+    offload: bool
+
+
+@dataclass
+class OrbitResult:
+    frames: np.ndarray  # (N, S, S, 3) float32 in [0, 1], svd3d order: 0 = input view, then increasing azimuth
+    elevations: np.ndarray  # (N,) degrees
+    azimuths: np.ndarray  # (N,) degrees
+    c2w: np.ndarray  # (N, 4, 4) OpenGL camera-to-world
+    intrinsics: Intrinsics
+    input_image: Image.Image  # the conditioning image after preprocessing
+    mask: np.ndarray  # (S, S) float32 foreground of the input image
+    settings: OrbitSettings
+    timings: dict[str, float]
+    output: Path | None
+    run: dict
+
+
+def build_orbit(
+    kind: str, num_frames: int, elevation: float, elevations=None, azimuths=None, seed: int = 0
+) -> tuple[str, Orbit]:
+    """Turn the CLI's orbit choices into a typed orbit: static / dynamic, or custom when lists are given."""
+    if elevations is not None or azimuths is not None:
+        if elevations is None or azimuths is None:
+            raise SVD3DError("a custom orbit needs both --elevations and --azimuths (comma-separated degrees)")
+        if kind == "dynamic":
+            raise SVD3DError("--orbit dynamic and custom --elevations/--azimuths exclude each other; choose one")
+        return "custom", CustomOrbit(tuple(elevations), tuple(azimuths))
+    if kind == "static":
+        return "static", StaticOrbit(elevation, num_frames)
+    if kind == "dynamic":
+        return "dynamic", DynamicOrbit(elevation, num_frames, seed=seed)
+    raise SVD3DError(f"unknown orbit {kind!r}; use --orbit static or --orbit dynamic")
+
+
+def orbit_vector(names, elevations, azimuths, model_perm, cond_aug: float, azimuth_sign: int) -> torch.Tensor:
+    """Per-frame raw vector values in the model's frame order: (T, F) float32.
+
+    cond_aug for every frame; SV3D_p adds polar = 90 - elevation and the azimuth relative to the input view, both
+    in radians (the sinusoid is applied to the raw radians)."""
+    elev, az = np.asarray(elevations)[model_perm], np.asarray(azimuths)[model_perm]
+    columns = {
+        "cond_aug": np.full(len(elev), cond_aug),
+        "polars_rad": np.radians(90.0 - elev),
+        "azimuths_rad": np.radians((azimuth_sign * az) % 360.0),
+    }
+    unknown = [n for n in names if n not in columns]
+    if unknown:
+        raise SVD3DError(f"this orbit model's vector field(s) {unknown} are not known to svd3d")
+    return torch.tensor(np.stack([columns[n] for n in names], -1), dtype=torch.float32)
+
+
+def generate_orbit(
+    image: str | Path | Image.Image,
+    *,
+    model: str | Path | SVDModel | None = None,
+    frames: int | None = None,
+    steps: int | None = None,
+    seed: int = 23,
+    size: int | None = None,
+    min_guidance: float | None = None,
+    max_guidance: float | None = None,
+    orbit: str = "static",
+    elevation: float = 10.0,
+    elevations: list[float] | None = None,
+    azimuths: list[float] | None = None,
+    object_fraction: float = 0.85,
+    decode_chunk: int | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    offload: bool = False,
+    config: str | Path | None = None,
+    output: str | Path | None = None,
+    progress: bool = True,
+) -> OrbitResult:
+    """Generate views all around the object in `image`, with the cameras that took them.
+
+    The object is segmented (alpha, or a plain background), centred on a white square at `object_fraction` of
+    its side and resized to the model's size. `elevation` is the camera's elevation in the photo (degrees); with
+    SV3D_p the orbit may be static, dynamic (elevation wobble) or custom (`elevations` / `azimuths` lists that
+    include the input view at azimuth 0); SV3D_u takes no camera and always makes a static orbit.
+    """
+    timer = Timer()
+
+    # 1. check inputs
+    for name, value, flag in (("frames", frames, "--frames"), ("steps", steps, "--steps")):
+        check_positive(name, value, flag)
+    check_positive("decode chunk", decode_chunk, "--decode-chunk")
+    check_guidance(min_guidance, max_guidance)
+    if size is not None:
+        check_size(size, size)
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        media.check_output_folder(out_path, ORBIT_FOLDER_ENTRY)
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    pil = load_image(image) if not isinstance(image, Image.Image) else image
+
+    # 2. load the model and check it is an orbit model
+    with timer("load"):
+        if not isinstance(model, SVDModel):
+            model = load_model(model or default_model("orbit"), dtype=torch_dtype, config=config)
+        resolve_kind(model, "orbit")
+        if torch_dtype == torch.float16:
+            model.vae.to(torch.float32)  # fp16 VAEs overflow into black frames; the VAE is small
+        if not offload:
+            model.to(dev)
+    info = model.info
+    names = model.unet.vector_names
+    has_camera = "azimuths_rad" in names
+    orbit_name, spec = build_orbit(orbit, frames or info.num_frames, elevation, elevations, azimuths, seed)
+    if not has_camera and orbit_name != "static":
+        raise SVD3DError(
+            f"{info.name} takes no camera, so it always makes a static orbit at the photo's own elevation; "
+            "use an SV3D_p-type model for --orbit dynamic or custom views"
+        )
+    elevs, azims = spec.angles()  # svd3d order: 0 = input view, increasing azimuth
+    T = len(azims)
+    if frames is not None and T != frames:
+        raise SVD3DError(f"--frames {frames} but the custom orbit lists {T} views; drop --frames or match it")
+    side = size or info.width
+    settings = OrbitSettings(
+        orbit=orbit_name,
+        num_frames=T,
+        num_steps=steps or info.num_steps,
+        min_guidance=info.min_guidance if min_guidance is None else min_guidance,
+        max_guidance=info.max_guidance if max_guidance is None else max_guidance,
+        cond_aug=info.cond_aug,
+        size=side,
+        object_fraction=object_fraction,
+        decode_chunk=decode_chunk or min(T, 14),
+        seed=seed,
+        dtype=str(torch_dtype).removeprefix("torch."),
+        device=str(dev),
+        offload=offload,
+    )
+    log.info("orbit: %s, %s orbit of %d views at %dpx, %d steps, %s on %s", info.name, orbit_name, T, side,
+             settings.num_steps, settings.dtype, dev)  # fmt: skip
+
+    # 3. preprocess: segment the object, centre it on white at object_fraction, resize to the model size
+    with timer("preprocess"):
+        prepared = prepare_object(pil, side, object_fraction)
+    pixels = to_tensor(prepared.image).to(dev)  # (1, 3, S, S) in [-1, 1]
+    generator = torch.Generator("cpu").manual_seed(seed)
+    aug_noise = torch.randn(pixels.shape, generator=generator).to(dev)
+
+    # 4. encode: CLIP on the clean image, the VAE on the image with cond_aug noise
+    with timer("encode"), torch.no_grad():
+        with placed(model.image_encoder, dev, offload):
+            clip_embeds = encode_clip(model.image_encoder, pixels).float()
+        with placed(model.vae, dev, offload):
+            concat = encode_condition(model.vae, pixels + settings.cond_aug * aug_noise).float()
+
+    # 5. per-frame vectors in the model's frame order (SV3D: the input view last)
+    perm = model_order(T, info.frame_order)
+    vector = orbit_vector(names, elevs, azims, perm, settings.cond_aug, info.azimuth_sign)
+    cond = Conditioning(clip_embeds, concat, vector[None].to(dev))  # vector (1, T, F)
+
+    # 6. noise levels, initial latents, triangle guidance (lowest next to the input view, highest behind)
+    sigmas = karras_sigmas(settings.num_steps, info.sigma_min, info.sigma_max).to(dev)
+    latent_shape = (1, T, model.vae.config.latent_channels, side // 8, side // 8)
+    x = initial_latents(torch.randn(latent_shape, generator=generator), sigmas[0]).to(dev)
+    scales = guidance_scales(info.guidance, T, settings.min_guidance, settings.max_guidance).to(dev)
+
+    # 7. sample
+    with timer("sample"), placed(model.unet, dev, offload):
+        denoise = guided_denoiser(unet_network(model.unet), cond, scales)
+        with tqdm(total=settings.num_steps, desc="sampling", unit="step", disable=not progress) as bar:
+            latents = sample_euler(denoise, x, sigmas, callback=lambda *_: bar.update())
+
+    # 8. decode, put the conditioning image in the input view's place, reorder to svd3d's order
+    with timer("decode"), placed(model.vae, dev, offload):
+        decoded = decode_latents(model.vae, latents, model.scaling_factor, settings.decode_chunk)[0]
+    model_frames = decoded_to_frames(decoded)  # (T, S, S, 3), model order
+    model_frames[int(np.flatnonzero(perm == 0)[0])] = np.asarray(prepared.image, np.float32) / 255.0
+    views = np.empty_like(model_frames)
+    views[perm] = model_frames
+
+    # 9. cameras
+    c2w = orbit_c2w(elevs, azims)
+    intrinsics = Intrinsics.from_fov(side, side, info.fov_deg)
+
+    run = {
+        "job": "orbit",
+        "command": command_line(),
+        "input": input_record(image),
+        "model": model_record(model),
+        "settings": asdict(settings),
+        "preprocess": {"method": prepared.method, "object_fraction": object_fraction},
+        "cameras": {"elevations_deg": elevs.tolist(), "azimuths_deg": azims.tolist(), "fov_deg": info.fov_deg},
+        "versions": versions(),
+    }
+
+    # 10. write the folder (built under a temporary name, renamed into place when complete)
+    if out_path is not None:
+        with timer("write"), media.atomic_dir(out_path) as tmp:
+            write_orbit_folder(tmp, prepared.image, views, elevs, azims, c2w, intrinsics)
+            run["output"] = str(out_path)
+            run["timings_s"] = dict(timer.seconds)
+            media.write_json(tmp / "run.json", run)
+    run["timings_s"] = dict(timer.seconds)
+    return OrbitResult(
+        views,
+        elevs,
+        azims,
+        c2w,
+        intrinsics,
+        prepared.image,
+        prepared.mask,
+        settings,
+        dict(timer.seconds),
+        out_path,
+        run,
+    )
+
+
+def write_orbit_folder(folder: Path, input_image, views, elevs, azims, c2w, intrinsics) -> None:
+    """input.png, frames/NNN.png, orbit.mp4 (GIF without a video writer), transforms.json, preview.png."""
+    input_image.save(folder / "input.png")
+    frames_u8 = to_uint8(views)
+    (folder / "frames").mkdir()
+    media.write_frames_png(frames_u8, folder / "frames")
+    try:
+        media.write_video(frames_u8, folder / "orbit.mp4", fps=10)
+    except SVD3DError:  # no imageio-ffmpeg: a GIF plays everywhere
+        media.write_video(frames_u8, folder / "orbit.gif", fps=10)
+    cams = [CameraFrame(f"frames/{i:03d}.png", c2w[i], float(elevs[i]), float(azims[i])) for i in range(len(views))]
+    write_transforms(folder / "transforms.json", cams, intrinsics)
+    labels = ["input"] + [f"{i:03d} az{azims[i]:.0f} el{elevs[i]:.0f}" for i in range(len(views))]
+    media.contact_sheet([input_image, *list(frames_u8)], labels, columns=8).save(folder / "preview.png")
