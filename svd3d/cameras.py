@@ -168,6 +168,30 @@ class CustomOrbit:
 
 Orbit = StaticOrbit | DynamicOrbit | CustomOrbit
 
+
+def build_orbit(
+    kind: str,
+    num_frames: int,
+    elevation: float,
+    elevations=None,
+    azimuths=None,
+    seed: int = 0,
+    amplitude: float = 10.0,
+) -> tuple[str, Orbit]:
+    """The CLI's orbit choices as a typed orbit: ('static' | 'dynamic' | 'custom', orbit). Lists make it custom."""
+    if elevations is not None or azimuths is not None:
+        if elevations is None or azimuths is None:
+            raise SVD3DError("a custom orbit needs both --elevations and --azimuths (comma-separated degrees)")
+        if kind == "dynamic":
+            raise SVD3DError("--orbit dynamic and custom --elevations/--azimuths exclude each other; choose one")
+        return "custom", CustomOrbit(tuple(elevations), tuple(azimuths))
+    if kind == "static":
+        return "static", StaticOrbit(elevation, num_frames)
+    if kind == "dynamic":
+        return "dynamic", DynamicOrbit(elevation, num_frames, amplitude=amplitude, seed=seed)
+    raise SVD3DError(f"unknown orbit {kind!r}; use --orbit static or --orbit dynamic")
+
+
 FrameOrder = Literal["input_first", "input_last"]
 
 
@@ -189,6 +213,7 @@ class CameraFrame:
     c2w: np.ndarray  # (4, 4) OpenGL camera-to-world
     elevation: float | None = None
     azimuth: float | None = None
+    extra: dict = field(default_factory=dict)  # more per-frame keys, e.g. nerfstudio's depth_file_path
 
 
 def transforms_dict(frames: list[CameraFrame], intrinsics: Intrinsics, extra: dict | None = None) -> dict:
@@ -211,6 +236,7 @@ def transforms_dict(frames: list[CameraFrame], intrinsics: Intrinsics, extra: di
         if f.elevation is not None:
             item["elevation_deg"] = float(f.elevation)
             item["azimuth_deg"] = float(f.azimuth)
+        item.update(f.extra)
         out["frames"].append(item)
     out["svd3d"] = {
         "convention": "world +Y up, object in [-0.5, 0.5]^3, OpenGL camera axes, azimuth 0 = input view on +Z",

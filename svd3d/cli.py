@@ -175,6 +175,52 @@ def orbit(image: Path, output: Path | None, **options) -> None:
 
 
 @main.command()
+@click.argument("mesh", type=click.Path(path_type=Path))
+@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default="static", show_default=True)
+@click.option("--frames", type=int, default=21, show_default=True, help="Views around the mesh.")
+@click.option("--elevation", type=float, default=10.0, show_default=True, help="Camera elevation, degrees.")
+@click.option("--amplitude", type=float, default=10.0, show_default=True,
+              help="Dynamic orbit: largest elevation swing, degrees (e.g. 70 with --elevation 0 to see top and bottom).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Dynamic orbit: seed of the wobble and jitter.")
+@click.option("--elevations", callback=_degrees, default=None, help="Custom orbit: elevations, e.g. 10,10,20.")
+@click.option("--azimuths", callback=_degrees, default=None, help="Custom orbit: azimuths incl. 0, e.g. 0,120,240.")
+@click.option("--size", callback=_square, default="576", show_default=True, help="View size in pixels.")
+@click.option("--fit-to", type=click.Choice(["sphere", "cube"]), default="sphere", show_default=True,
+              help="Normalise the mesh so its bounding sphere (never leaves the frame) or box fits [-0.5, 0.5]^3.")  # fmt: skip
+@click.option("--depth", type=click.Choice(["none", "png16", "npy"]), default="none", show_default=True,
+              help="Also write depth: 16-bit PNG millimetres or float32 .npy metres.")  # fmt: skip
+@click.option("--normals", is_flag=True, help="Also write world-space normals.")
+@click.option(
+    "--supersample", type=int, default=3, show_default=True, help="Antialiasing rays per pixel side at edges."
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder [out/<mesh>-views].")
+def render(mesh: Path, orbit: str, frames: int, elevation: float, amplitude: float, seed: int, elevations, azimuths,
+           size: int, fit_to: str, depth: str, normals: bool, supersample: int, output: Path | None) -> None:  # fmt: skip
+    """Render MESH (GLB, glTF, OBJ, PLY, STL) along an orbit into a nerfstudio folder: images/ (RGBA on white),
+    transforms.json (the same cameras as `svd3d orbit`), optional depth/ and normals/."""
+
+    def work():
+        import time
+
+        from svd3d.cameras import build_orbit
+        from svd3d.pipelines.common import check_positive
+        from svd3d.render import render_to_folder
+
+        check_positive("frames", frames, "--frames")
+        check_positive("supersample", supersample, "--supersample")
+        kind, spec = build_orbit(orbit, frames, elevation, elevations, azimuths, seed=seed, amplitude=amplitude)
+        start = time.perf_counter()
+        out = output or Path("out") / f"{mesh.stem}-views"
+        render_to_folder(
+            mesh, spec.angles(), out, size, fit_to=fit_to, depth=depth, normals=normals, supersample=supersample
+        )
+        return kind, out, len(spec.angles()[1]), time.perf_counter() - start
+
+    kind, out, n, seconds = _run(work)
+    click.echo(f"wrote {out}/ ({n} {kind} views at {size}px) in {seconds:.1f} s")
+
+
+@main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @_config

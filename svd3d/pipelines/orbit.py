@@ -15,17 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from svd3d import media
-from svd3d.cameras import (
-    CameraFrame,
-    CustomOrbit,
-    DynamicOrbit,
-    Intrinsics,
-    Orbit,
-    StaticOrbit,
-    model_order,
-    orbit_c2w,
-    write_transforms,
-)
+from svd3d.cameras import CameraFrame, Intrinsics, build_orbit, model_order, orbit_c2w, write_transforms
 from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.guidance import guidance_scales, guided_denoiser
@@ -85,23 +75,6 @@ class OrbitResult:
     timings: dict[str, float]
     output: Path | None
     run: dict
-
-
-def build_orbit(
-    kind: str, num_frames: int, elevation: float, elevations=None, azimuths=None, seed: int = 0
-) -> tuple[str, Orbit]:
-    """Turn the CLI's orbit choices into a typed orbit: static / dynamic, or custom when lists are given."""
-    if elevations is not None or azimuths is not None:
-        if elevations is None or azimuths is None:
-            raise SVD3DError("a custom orbit needs both --elevations and --azimuths (comma-separated degrees)")
-        if kind == "dynamic":
-            raise SVD3DError("--orbit dynamic and custom --elevations/--azimuths exclude each other; choose one")
-        return "custom", CustomOrbit(tuple(elevations), tuple(azimuths))
-    if kind == "static":
-        return "static", StaticOrbit(elevation, num_frames)
-    if kind == "dynamic":
-        return "dynamic", DynamicOrbit(elevation, num_frames, seed=seed)
-    raise SVD3DError(f"unknown orbit {kind!r}; use --orbit static or --orbit dynamic")
 
 
 def orbit_vector(names, elevations, azimuths, model_perm, cond_aug: float, azimuth_sign: int) -> torch.Tensor:
