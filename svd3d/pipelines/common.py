@@ -64,3 +64,19 @@ def unet_network(unet: torch.nn.Module):
         return out.float()
 
     return net
+
+
+def ready_model(model, kind: str, dtype: torch.dtype, device: torch.device, offload: bool, config=None):
+    """Load `model` (a name / path / hub id, the bundled default when None, or an SVDModel as is), check it can run
+    `kind` ('video' or 'orbit'), and place it: on `device`, or left on the CPU when offloading."""
+    from svd3d.models import SVDModel, load_model, resolve_kind
+    from svd3d.models.registry import default_model
+
+    if not isinstance(model, SVDModel):
+        model = load_model(model or default_model(kind), dtype=dtype, config=config)
+    resolve_kind(model, kind)
+    if dtype == torch.float16:
+        model.vae.to(torch.float32)  # fp16 VAEs overflow into black frames; the VAE is small
+    if not offload:
+        model.to(device)
+    return model

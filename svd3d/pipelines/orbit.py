@@ -24,13 +24,13 @@ from svd3d.core.vae import decode_latents, encode_condition
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, load_image, prepare_object, to_tensor
-from svd3d.models import SVDModel, load_model, resolve_kind
-from svd3d.models.registry import default_model
+from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
     check_guidance,
     check_positive,
     decoded_to_frames,
     placed,
+    ready_model,
     to_uint8,
     unet_network,
 )
@@ -142,13 +142,7 @@ def generate_orbit(
 
     # 2. load the model and check it is an orbit model
     with timer("load"):
-        if not isinstance(model, SVDModel):
-            model = load_model(model or default_model("orbit"), dtype=torch_dtype, config=config)
-        resolve_kind(model, "orbit")
-        if torch_dtype == torch.float16:
-            model.vae.to(torch.float32)  # fp16 VAEs overflow into black frames; the VAE is small
-        if not offload:
-            model.to(dev)
+        model = ready_model(model, "orbit", torch_dtype, dev, offload, config)
     info = model.info
     names = model.unet.vector_names
     has_camera = "azimuths_rad" in names
