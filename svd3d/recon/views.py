@@ -1,0 +1,123 @@
+"""Reading a nerfstudio-format folder (orbit outputs and render outputs alike) into one typed set of views.
+
+Masks come from the alpha channel when the images have one, otherwise from the white background (svd3d's orbit
+views are composited on white). Every check happens here, so the stages after it trust their input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from svd3d.cameras import Intrinsics, angles_from_c2w, read_transforms
+from svd3d.errors import SVD3DError
+
+WHITE_THRESHOLD = 0.04  # a pixel is background when every channel is within this of white (in [0, 1])
+INPUT_VIEW_WEIGHT = 4.0  # how much more the input view (frame 0 of an orbit) is trusted than a generated one
+
+
+@dataclass
+class ViewSet:
+    """N posed views of one object, in svd3d's camera convention.
+
+    images:     (N, H, W, 3) float32 sRGB in [0, 1], composited on white
+    masks:      (N, H, W) float32 in [0, 1], object coverage
+    c2w:        (N, 4, 4) float64 OpenGL camera-to-world
+    intrinsics: shared pinhole intrinsics
+    weights:    (N,) float32 per-view trust for losses and texture baking (the input view highest)
+    names:      file paths as transforms.json lists them
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    c2w: np.ndarray
+    intrinsics: Intrinsics
+    weights: np.ndarray
+    names: list[str] = field(default_factory=list)
+    mask_source: str = "alpha"  # "alpha" or "white background"
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index) -> ViewSet:
+        index = np.asarray(index)
+        return ViewSet(
+            self.images[index],
+            self.masks[index],
+            self.c2w[index],
+            self.intrinsics,
+            self.weights[index],
+            [self.names[i] for i in np.atleast_1d(index)],
+            self.mask_source,
+        )
+
+    def angles(self) -> tuple[np.ndarray, np.ndarray]:
+        """(elevations, azimuths) in degrees of cameras that look at the origin."""
+        elev, azim, _ = angles_from_c2w(self.c2w)
+        return elev, azim
+
+
+def mask_from_white(rgb: np.ndarray, threshold: float = WHITE_THRESHOLD) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] on white -> (H, W) float32 coverage: 0 on white, ramping to 1 within 2 thresholds."""
+    distance = (1.0 - rgb).max(axis=-1)
+    return np.clip((distance - threshold) / threshold, 0.0, 1.0).astype(np.float32)
+
+
+def load_views(folder: str | Path, input_view_weight: float = INPUT_VIEW_WEIGHT) -> ViewSet:
+    """Read transforms.json and its images. The first frame (svd3d's input view) gets `input_view_weight`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SVD3DError(f"{folder} is not a folder; pass a nerfstudio folder with transforms.json and its images")
+    intrinsics, frames = read_transforms(folder / "transforms.json")
+    if len(frames) < 2:
+        raise SVD3DError(f"{folder}/transforms.json lists {len(frames)} view(s); reconstruction needs at least 2")
+    images, alphas, has_alpha = [], [], []
+    for frame in frames:
+        path = folder / frame.file_path
+        if not path.is_file() and not path.suffix:
+            path = path.with_suffix(".png")
+        if not path.is_file():
+            raise SVD3DError(f"{folder}/transforms.json lists {frame.file_path}, which does not exist")
+        try:
+            with Image.open(path) as img:
+                img.load()
+                rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+                has_alpha.append(img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info)
+        except OSError as err:
+            raise SVD3DError(f"cannot read view {path}: {err}") from None
+        if rgba.shape[:2] != (intrinsics.height, intrinsics.width):
+            raise SVD3DError(
+                f"view {frame.file_path} is {rgba.shape[1]}x{rgba.shape[0]} but transforms.json says "
+                f"{intrinsics.width}x{intrinsics.height}; all views must have the size the cameras describe"
+            )
+        images.append(rgba[..., :3])
+        alphas.append(rgba[..., 3])
+    images_np = np.stack(images)
+    use_alpha = all(has_alpha) and min(a.min() for a in alphas) < 1.0
+    if use_alpha:
+        masks = np.stack(alphas)
+        images_np = images_np * masks[..., None] + (1.0 - masks[..., None])  # composite on white
+    else:
+        masks = np.stack([mask_from_white(im) for im in images_np])
+    coverage = masks.reshape(len(masks), -1).mean(axis=1)
+    empty = [frames[i].file_path for i in np.flatnonzero(coverage < 1e-4)]
+    if len(empty) == len(frames):
+        raise SVD3DError(
+            f"no foreground in any view of {folder}: images must be RGBA or show the object on a white background"
+        )
+    if empty:
+        raise SVD3DError(f"no foreground in view(s) {', '.join(empty[:3])} of {folder}; remove them or fix the images")
+    weights = np.ones(len(frames), np.float32)
+    weights[0] = input_view_weight
+    return ViewSet(
+        images_np.astype(np.float32),
+        masks.astype(np.float32),
+        np.stack([f.c2w for f in frames]),
+        intrinsics,
+        weights,
+        [f.file_path for f in frames],
+        "alpha" if use_alpha else "white background",
+    )
