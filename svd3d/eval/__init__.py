@@ -1,0 +1,1 @@
+"""Metrics: Chamfer distance, F-score and volume IoU on meshes; PSNR and SSIM on views."""
