@@ -35,7 +35,7 @@ def camera_centers(elevations, azimuths, radius: float = DEFAULT_RADIUS) -> np.n
     return radius * np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], axis=-1)
 
 
-def orbit_c2w(elevations, azimuths, radius: float = DEFAULT_RADIUS) -> np.ndarray:
+def orbit_c2w(elevations, azimuths, radius=DEFAULT_RADIUS) -> np.ndarray:
     """Camera-to-world matrices (N, 4, 4) float64, OpenGL axes, looking at the origin.
 
     Camera +Z points away from the origin; camera +X is the direction of increasing azimuth,
@@ -46,7 +46,8 @@ def orbit_c2w(elevations, azimuths, radius: float = DEFAULT_RADIUS) -> np.ndarra
     x = np.stack([np.cos(a), np.zeros_like(a), -np.sin(a)], axis=-1)
     y = np.cross(z, x)
     c2w = np.zeros((len(z), 4, 4))
-    c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = x, y, z, radius * z
+    r = np.broadcast_to(np.asarray(radius, float), (len(z),))[:, None]  # one radius, or one per camera
+    c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = x, y, z, r * z
     c2w[:, 3, 3] = 1.0
     return c2w
 

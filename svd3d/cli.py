@@ -105,6 +105,63 @@ def video(image: Path, output: Path | None, **options) -> None:
     )
 
 
+def _recon_options(fn):
+    """Options shared by `svd3d recon` and the mesh stage of `svd3d orbit`."""
+    options = [
+        click.option(
+            "--method",
+            type=click.Choice(["field", "hull", "nerfacto"]),
+            default="field",
+            show_default=True,
+            help="field: radiance-field fit (best); hull: visual hull only (fast, no concavities); "
+            "nerfacto: nerfstudio (pip install 'svd3d[nerfstudio]', GPU).",
+        ),  # fmt: skip
+        click.option(
+            "--format",
+            "formats",
+            default="glb",
+            show_default=True,
+            help="Mesh formats, comma-separated: glb,obj,ply,stl.",
+        ),  # fmt: skip
+        click.option(
+            "--faces",
+            default="default",
+            show_default=True,
+            help="Face budget: a number, or mobile (5000), default (20000), hero (50000).",
+        ),  # fmt: skip
+        click.option("--texture", type=int, default=1024, show_default=True, help="Texture size in pixels."),
+        click.option("--no-uv", is_flag=True, help="Vertex colours instead of a UV texture."),
+        click.option(
+            "--height", type=float, default=None, help="Scale the asset to this height in metres (origin at its base)."
+        ),  # fmt: skip
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _recon_kwargs(options: dict) -> dict:
+    """Pop the recon options out of a command's keyword arguments, named as `reconstruct` takes them."""
+    return {
+        "method": options.pop("method"),
+        "formats": options.pop("formats"),
+        "faces": options.pop("faces"),
+        "texture": options.pop("texture"),
+        "uv": not options.pop("no_uv"),
+        "height": options.pop("height"),
+    }
+
+
+def _mesh_summary(result) -> str:
+    q = result.report["quality"]
+    t = result.report["timings_s"]
+    names = ", ".join(Path(f).name for f in result.files)
+    return (
+        f"{names} ({result.report['mesh']['faces']} faces, silhouette IoU {q['silhouette_iou_mean']:.3f}, "
+        f"view PSNR {q['view_psnr_mean_db']:.1f} dB) in {sum(t.values()):.1f} s"
+    )
+
+
 def _degrees(ctx, param, value):
     """'10,20,-5' -> [10.0, 20.0, -5.0]."""
     if value is None:
@@ -153,18 +210,22 @@ def _square(ctx, param, value):
 @_device
 @click.option("--offload", is_flag=True, help="Keep only the active network on the GPU (least memory, slower).")
 @_config
+@click.option("--no-mesh", is_flag=True, help="Stop after the views (no reconstruction).")
+@_recon_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output folder [out/<image name>].")  # fmt: skip
-def orbit(image: Path, output: Path | None, **options) -> None:
+def orbit(image: Path, output: Path | None, no_mesh: bool, **options) -> None:
     """Generate views all around the object in IMAGE, with their true cameras (SV3D_u / SV3D_p).
 
     Writes a folder: input.png (the preprocessed conditioning image), frames/000.png... (000 is the input view,
     then increasing azimuth: the camera turns to its own right), orbit.mp4, transforms.json (nerfstudio
-    cameras), preview.png (contact sheet) and run.json.
+    cameras), run.json, then reconstructs the object (as `svd3d recon` does): mesh.glb, preview.png (views and
+    mesh renders), recon.json. --no-mesh stops after the views.
     """
     from svd3d.pipelines.orbit import generate_orbit
 
     out = output or Path("out") / image.stem
+    recon = _recon_kwargs(options)
     result = _run(generate_orbit, image, output=out, **options)
     t = result.timings
     click.echo(
@@ -172,6 +233,58 @@ def orbit(image: Path, output: Path | None, **options) -> None:
         f"object found by {result.run['preprocess']['method']}) in {sum(t.values()):.1f} s "
         f"(sampling {t.get('sample', 0):.1f} s)"
     )
+    if not no_mesh:
+        from svd3d.recon.pipeline import reconstruct
+
+        mesh = _run(reconstruct, out, device=options["device"], seed=options["seed"], **recon)
+        click.echo(f"wrote {_mesh_summary(mesh)}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@_recon_options
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder [FOLDER].")
+def recon(folder: Path, output: Path | None, device: str, seed: int, **options) -> None:
+    """Reconstruct a textured mesh from the posed views in FOLDER (transforms.json + images, RGBA or on white):
+    an `svd3d orbit` or `svd3d render` output, or any nerfstudio folder of an object orbit.
+
+    Writes mesh.glb (or --format), preview.png (views beside renders of the mesh) and recon.json (settings,
+    timings, the azimuth-direction check, silhouette IoU of the mesh in every view).
+    """
+    from svd3d.recon.pipeline import reconstruct
+
+    result = _run(reconstruct, folder, output=output, device=device, seed=seed, **_recon_kwargs(options))
+    click.echo(f"wrote {_mesh_summary(result)}")
+
+
+@main.group("eval")
+def evaluate() -> None:
+    """Measure results: reconstructions against ground-truth meshes."""
+
+
+@evaluate.command("recon")
+@click.argument("pred", type=click.Path(path_type=Path))
+@click.argument("gt", type=click.Path(path_type=Path))
+@click.option("--tau", type=float, default=0.01, show_default=True, help="F-score distance threshold.")
+@click.option("--samples", type=int, default=50000, show_default=True, help="Surface samples per mesh.")
+@click.option("--resolution", type=int, default=64, show_default=True, help="Volume IoU grid resolution.")
+@click.option("--same-frame", is_flag=True, help="The meshes share a frame: do not normalise them.")
+def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, same_frame: bool) -> None:
+    """Compare a reconstructed mesh PRED with a ground-truth mesh GT: Chamfer, F-score, volume IoU."""
+
+    def work():
+        from svd3d.eval.metrics import compare_meshes
+        from svd3d.render import load_mesh
+
+        a, b = (load_mesh(p, normalise=False) for p in (pred, gt))
+        return compare_meshes(a, b, normalise_meshes=not same_frame, tau=tau, n=samples, resolution=resolution)
+
+    scores = _run(work)
+    click.echo(f"chamfer {scores.chamfer:.5f}  f-score@{scores.tau:g} {scores.f_score:.4f} "
+               f"(precision {scores.precision:.4f}, recall {scores.recall:.4f})  volume IoU {scores.volume_iou:.4f}")  # fmt: skip
+    click.echo(f"protocol: {scores.protocol}")
 
 
 @main.command()

@@ -75,7 +75,7 @@ def _open3d():
 # ------------------------------------------------------------------------------------------------ loading
 
 
-def load_mesh(path: str | Path, fit: float = 1.0, fit_to: FitTo = "cube") -> trimesh.Trimesh:
+def load_mesh(path: str | Path, fit: float = 1.0, fit_to: FitTo = "cube", *, normalise: bool = True) -> trimesh.Trimesh:
     """Load a mesh file (GLB / glTF, OBJ + MTL, PLY, STL, OFF) as one trimesh, normalised into the convention.
 
     Scenes are flattened with their node transforms. The mesh is centred (bounding-box centre at the origin),
@@ -85,7 +85,7 @@ def load_mesh(path: str | Path, fit: float = 1.0, fit_to: FitTo = "cube") -> tri
                        field of view such a mesh covers at most 85% of the frame from every direction
                        (SV3D's preprocessing margin), where a cube-fitted one can leave the frame.
     Vertex colours and UV textures are kept. ``mesh.metadata["svd3d_normalisation"]`` holds {"center", "scale"}:
-    normalised = (original - center) * scale.
+    normalised = (original - center) * scale. ``normalise=False`` keeps the file's own frame and units.
     """
     import trimesh
 
@@ -105,6 +105,8 @@ def load_mesh(path: str | Path, fit: float = 1.0, fit_to: FitTo = "cube") -> tri
         raise SVD3DError(f"cannot read mesh {path}: {type(err).__name__}: {err}") from None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise SVD3DError(f"{path} holds no triangles (a point cloud or an empty scene); give a triangle mesh")
+    if not normalise:
+        return mesh
     center = mesh.bounds.mean(axis=0)
     if fit_to == "cube":
         size = float(mesh.extents.max())

@@ -1,0 +1,245 @@
+"""Posed views -> a clean, textured, engine-ready mesh, as one unrolled function.
+
+masks -> visual hull (+ the azimuth-direction check) -> radiance field (or the hull, or nerfacto) -> marching cubes
+-> cleanup -> decimation -> UV unwrap -> texture bake -> export, then quality numbers svd3d can compute itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from svd3d import media
+from svd3d.cameras import angles_from_c2w, orbit_c2w
+from svd3d.errors import SVD3DError
+from svd3d.runinfo import Timer, command_line, versions
+
+log = logging.getLogger(__name__)
+
+Method = Literal["field", "hull", "nerfacto"]
+METHODS = ("field", "hull", "nerfacto")
+DIRECTION_CHECK_RESOLUTION = 96
+MIRROR_MARGIN = 0.02  # the mirrored hull must re-project this much better (mean IoU) before cameras are flipped
+
+
+@dataclass(frozen=True)
+class ReconSettings:
+    method: str
+    formats: tuple[str, ...]
+    faces: int
+    texture: int  # texture side in pixels; 0 with vertex colours (--no-uv)
+    height: float | None
+    hull_resolution: int
+    seed: int
+    device: str
+
+
+@dataclass
+class ReconResult:
+    mesh: object  # trimesh.Trimesh, final (textured or vertex-coloured), svd3d's frame (or scaled by height)
+    files: list[Path]
+    report: dict  # what recon.json holds
+
+
+def parse_faces(value: str | int) -> int:
+    """--faces: a preset name (mobile 5k, default 20k, hero 50k) or a count of at least 4."""
+    from svd3d.recon.mesh import FACE_PRESETS
+
+    if isinstance(value, str) and value in FACE_PRESETS:
+        return FACE_PRESETS[value]
+    try:
+        faces = int(value)
+    except (TypeError, ValueError):
+        raise SVD3DError(
+            f"--faces must be a number or one of {', '.join(f'{k} ({v})' for k, v in FACE_PRESETS.items())}, "
+            f"got {value!r}"
+        ) from None
+    if faces < 4:
+        raise SVD3DError(f"--faces must be at least 4, got {faces}")
+    return faces
+
+
+def parse_formats(value: str | tuple | list) -> tuple[str, ...]:
+    from svd3d.recon.export import EXPORTERS
+
+    items = [v.strip().lower().lstrip(".") for v in (value.split(",") if isinstance(value, str) else value)]
+    items = [v for v in items if v]
+    unknown = [v for v in items if v not in EXPORTERS]
+    if unknown or not items:
+        raise SVD3DError(
+            f"unknown mesh format {', '.join(unknown) or '(none)'}; use --format with {','.join(EXPORTERS)}"
+        )
+    return tuple(dict.fromkeys(items))
+
+
+def check_direction(views, resolution: int = DIRECTION_CHECK_RESOLUTION) -> dict:
+    """Carve the hull with the cameras as given and with azimuths mirrored; report which re-projects better.
+
+    For orbit cameras (all looking at the origin). A mirrored winner means the views turn the other way than
+    their cameras say (the generating model's recorded direction is wrong)."""
+    from svd3d.recon.hull import carve_visual_hull, silhouette_iou
+
+    elev, azim, radius = angles_from_c2w(views.c2w)
+    if not np.allclose(orbit_c2w(elev, azim, radius), views.c2w, atol=1e-4):
+        return {"checked": False, "reason": "cameras are not an orbit looking at the origin"}
+    mirrored = orbit_c2w(elev, -azim, radius)
+    scores = {}
+    for name, c2w in (("as given", views.c2w), ("mirrored", mirrored)):
+        hull = carve_visual_hull(views.masks, c2w, views.intrinsics, resolution)
+        scores[name] = (
+            float(silhouette_iou(hull, views.masks, c2w, views.intrinsics).mean()) if hull.occupancy.any() else 0.0
+        )
+    flip = scores["mirrored"] > scores["as given"] + MIRROR_MARGIN
+    return {"checked": True, "mean_iou": scores, "mirrored": bool(flip), "c2w": mirrored if flip else views.c2w}
+
+
+def reconstruct(
+    folder: str | Path,
+    *,
+    method: str = "field",
+    formats: str | tuple = ("glb",),
+    faces: str | int = "default",
+    texture: int = 1024,
+    uv: bool = True,
+    height: float | None = None,
+    output: str | Path | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    hull_resolution: int = 128,
+    progress: bool = True,
+) -> ReconResult:
+    """Reconstruct the object seen in a nerfstudio folder (an `svd3d orbit` or `svd3d render` output) as a mesh.
+
+    Writes mesh.<format> for each format, preview.png (views beside renders of the mesh) and recon.json into
+    `output` (default: the input folder)."""
+    from svd3d.devices import resolve_device
+    from svd3d.recon.views import load_views
+
+    timer = Timer()
+
+    # 1. check inputs
+    if method not in METHODS:
+        raise SVD3DError(f"unknown method {method!r}; use --method field, hull or nerfacto")
+    fmts = parse_formats(formats)
+    n_faces = parse_faces(faces)
+    if uv and (texture < 64 or texture > 8192 or texture & (texture - 1)):
+        raise SVD3DError(f"--texture must be a power of two from 64 to 8192 (e.g. 1024), got {texture}")
+    if height is not None and not height > 0:
+        raise SVD3DError(f"--height is the asset's height in metres and must be positive, got {height}")
+    folder = Path(folder)
+    out_dir = Path(output) if output is not None else folder
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SVD3DError(f"output {out_dir} exists and is not a folder; choose another -o")
+    dev = resolve_device(device)
+    settings = ReconSettings(method, fmts, n_faces, texture if uv else 0, height, hull_resolution, seed, str(dev))
+
+    # 2. views and masks
+    with timer("load"):
+        views = load_views(folder)
+    log.info("recon: %d views %dx%d from %s (masks from %s), method %s", len(views), views.intrinsics.width,
+             views.intrinsics.height, folder, views.mask_source, method)  # fmt: skip
+
+    # 3. the azimuth-direction check, then the visual hull
+    from svd3d.recon.hull import carve_visual_hull
+
+    with timer("hull"):
+        direction = check_direction(views)
+        if direction.get("mirrored"):
+            log.warning(
+                "the views turn the other way than their cameras say (mirrored hull re-projects %.3f vs %.3f): "
+                "using mirrored azimuths; the generating model's recorded azimuth direction looks wrong",
+                direction["mean_iou"]["mirrored"],
+                direction["mean_iou"]["as given"],
+            )
+            views.c2w = direction["c2w"]
+        hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution)
+        if not hull.occupancy.any():
+            raise SVD3DError(f"the views in {folder} share no volume: their cameras do not match the images")
+
+    # 4. the surface
+    with timer("fit"):
+        if method == "hull":
+            mesh = hull.to_mesh()
+        elif method == "field":
+            from svd3d.recon.extract import extract_mesh
+            from svd3d.recon.field import FieldSettings, fit_field
+
+            field = fit_field(views, hull, FieldSettings(seed=seed), device=str(dev), progress=progress)
+            mesh = extract_mesh(field)
+        else:
+            from svd3d.recon.nerfstudio import reconstruct_nerfacto
+
+            mesh = reconstruct_nerfacto(views, device=str(dev), seed=seed, workdir=out_dir / ".nerfstudio")
+
+    # 5. cleanup, decimation, UVs and texture (or vertex colours)
+    from svd3d.recon.mesh import cleanup, decimate
+    from svd3d.recon.texture import bake_texture, bake_vertex_colors, unwrap
+
+    with timer("cleanup"):
+        mesh = decimate(cleanup(mesh), n_faces)
+    with timer("texture"):
+        if uv:
+            mesh = unwrap(mesh, texture)
+            mesh = bake_texture(mesh, views, texture)
+        else:
+            mesh = bake_vertex_colors(mesh, views)
+
+    # 6. quality numbers: the mesh's silhouettes against the masks, its renders against the views
+    from svd3d.eval.metrics import psnr
+    from svd3d.render import render_cameras
+
+    with timer("quality"):
+        rendered = render_cameras(mesh, views.c2w, views.intrinsics, light=None, supersample=1)
+        masks = views.masks > 0.5
+        sil = rendered.rgba[..., 3] > 127
+        iou = (sil & masks).sum(axis=(1, 2)) / np.maximum((sil | masks).sum(axis=(1, 2)), 1)
+        view_psnr = [psnr(rendered.rgba[i, ..., :3] / 255.0, views.images[i]) for i in range(len(views))]
+    quality = {
+        "silhouette_iou_mean": float(iou.mean()),
+        "silhouette_iou_min": float(iou.min()),
+        "silhouette_iou_per_view": [round(float(v), 4) for v in iou],
+        "view_psnr_mean_db": float(np.mean(view_psnr)),
+        "note": "the final mesh rendered unlit at every input camera, against the input masks and images",
+    }
+    log.info("recon: silhouette IoU %.3f (min %.3f), PSNR %.1f dB", iou.mean(), iou.min(), np.mean(view_psnr))
+
+    # 7. write the files (each to a temporary name, renamed into place), the preview and recon.json
+    from svd3d.recon.export import export_mesh
+
+    with timer("export"):
+        files: list[Path] = []
+        for fmt in fmts:
+            files += export_mesh(mesh, out_dir / f"mesh.{fmt}", height=height)
+        picks = np.unique(np.linspace(0, len(views) - 1, min(len(views), 7)).round().astype(int))
+        lit = render_cameras(mesh, views.c2w[picks], views.intrinsics)
+        sheet = media.contact_sheet(
+            [*(np.asarray(views.images[i] * 255, np.uint8) for i in picks), *lit.rgba],
+            [f"view {i:03d}" for i in picks] + [f"mesh {i:03d}" for i in picks],
+            columns=len(picks),
+        )
+        with media.atomic_file(out_dir / "preview.png") as tmp:
+            sheet.save(tmp, format="PNG")
+    report = {
+        "job": "recon",
+        "command": command_line(),
+        "input": str(folder),
+        "settings": asdict(settings),
+        "views": {
+            "count": len(views),
+            "size": [views.intrinsics.width, views.intrinsics.height],
+            "masks_from": views.mask_source,
+        },  # fmt: skip
+        "direction_check": {k: v for k, v in direction.items() if k != "c2w"},
+        "hull": {"resolution": hull_resolution, "volume_m3": hull.volume()},
+        "mesh": {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "uv": uv},
+        "quality": quality,
+        "files": [str(f) for f in files],
+        "timings_s": dict(timer.seconds),
+        "versions": versions(),
+    }
+    media.write_json(out_dir / "recon.json", report)
+    return ReconResult(mesh, files, report)
