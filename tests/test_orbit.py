@@ -32,7 +32,8 @@ def run(args):
 def test_orbit_folder(tmp_path):
     photo = object_photo(tmp_path / "box.png")
     out = tmp_path / "orbit"
-    r = run(["orbit", str(photo), "--model", "random-tiny-orbit", "--frames", "6", "--steps", "2", "-o", str(out)])
+    args = ["orbit", str(photo), "--model", "random-tiny-orbit", "--frames", "6", "--steps", "2", "--no-mesh"]
+    r = run([*args, "-o", str(out)])
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["frames", "input.png", "orbit.mp4", "preview.png", "run.json", "transforms.json"]
@@ -73,7 +74,7 @@ def test_sgm_sv3d_p_fixture_writes_folder(tmp_path):
     photo = object_photo(tmp_path / "box.png")
     out = tmp_path / "fx"
     ckpt = sgm_fixture("sv3d_p.safetensors")
-    r = run(["orbit", str(photo), "--model", str(ckpt), "--size", "64", "--steps", "2", "-o", str(out)])
+    r = run(["orbit", str(photo), "--model", str(ckpt), "--size", "64", "--steps", "2", "--no-mesh", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert len(list((out / "frames").iterdir())) == 21 and (out / "preview.png").is_file()
 
@@ -103,7 +104,7 @@ def test_sv3d_u_takes_no_camera(tmp_path):
 def test_orbit_bad_input(tmp_path, extra, needle):
     photo = object_photo(tmp_path / "box.png")
     out = tmp_path / "o"
-    args = ["orbit", str(photo), "--model", "random-tiny-orbit", "--steps", "1", "-o", str(out)]
+    args = ["orbit", str(photo), "--model", "random-tiny-orbit", "--steps", "1", "--no-mesh", "-o", str(out)]
     r = run(args + extra)
     assert r.exit_code != 0 and needle.lower() in r.output.lower(), r.output
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
@@ -114,7 +115,7 @@ def test_orbit_never_replaces_foreign_folder(tmp_path):
     out = tmp_path / "docs"
     out.mkdir()
     (out / "notes.txt").write_text("keep")
-    r = run(["orbit", str(photo), "--model", "random-tiny-orbit", "--steps", "1", "-o", str(out)])
+    r = run(["orbit", str(photo), "--model", "random-tiny-orbit", "--steps", "1", "--no-mesh", "-o", str(out)])
     assert r.exit_code != 0 and "already holds other files" in r.output
     assert (out / "notes.txt").read_text() == "keep"
     shutil.rmtree(out)
