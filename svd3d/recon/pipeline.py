@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 Method = Literal["field", "hull", "nerfacto"]
 METHODS = ("field", "hull", "nerfacto")
 DIRECTION_CHECK_RESOLUTION = 96
+CHECK_SIZE = 144  # the direction check works on masks downscaled to about this size
 MIRROR_MARGIN = 0.02  # the mirrored hull must re-project this much better (mean IoU) before cameras are flipped
 
 
@@ -45,35 +46,19 @@ class ReconResult:
     report: dict  # what recon.json holds
 
 
-def parse_faces(value: str | int) -> int:
-    """--faces: a preset name (mobile 5k, default 20k, hero 50k) or a count of at least 4."""
-    from svd3d.recon.mesh import FACE_PRESETS
+def downscale_masks(masks: np.ndarray, intrinsics, target: int):
+    """Box-downscale (N, H, W) masks by the integer factor that brings the larger side to about `target` pixels,
+    with the intrinsics to match (pixel-centre aligned)."""
+    from svd3d.cameras import Intrinsics
 
-    if isinstance(value, str) and value in FACE_PRESETS:
-        return FACE_PRESETS[value]
-    try:
-        faces = int(value)
-    except (TypeError, ValueError):
-        raise SVD3DError(
-            f"--faces must be a number or one of {', '.join(f'{k} ({v})' for k, v in FACE_PRESETS.items())}, "
-            f"got {value!r}"
-        ) from None
-    if faces < 4:
-        raise SVD3DError(f"--faces must be at least 4, got {faces}")
-    return faces
-
-
-def parse_formats(value: str | tuple | list) -> tuple[str, ...]:
-    from svd3d.recon.export import EXPORTERS
-
-    items = [v.strip().lower().lstrip(".") for v in (value.split(",") if isinstance(value, str) else value)]
-    items = [v for v in items if v]
-    unknown = [v for v in items if v not in EXPORTERS]
-    if unknown or not items:
-        raise SVD3DError(
-            f"unknown mesh format {', '.join(unknown) or '(none)'}; use --format with {','.join(EXPORTERS)}"
-        )
-    return tuple(dict.fromkeys(items))
+    f = max(1, max(intrinsics.width, intrinsics.height) // target)
+    if f == 1:
+        return masks, intrinsics
+    n, h, w = masks.shape
+    h2, w2 = h // f, w // f
+    small = masks[:, : h2 * f, : w2 * f].reshape(n, h2, f, w2, f).mean(axis=(2, 4))
+    intr = Intrinsics(w2, h2, intrinsics.fl_x / f, intrinsics.fl_y / f, intrinsics.cx / f, intrinsics.cy / f)
+    return small, intr
 
 
 def check_direction(views, resolution: int = DIRECTION_CHECK_RESOLUTION) -> dict:
@@ -87,12 +72,11 @@ def check_direction(views, resolution: int = DIRECTION_CHECK_RESOLUTION) -> dict
     if not np.allclose(orbit_c2w(elev, azim, radius), views.c2w, atol=1e-4):
         return {"checked": False, "reason": "cameras are not an orbit looking at the origin"}
     mirrored = orbit_c2w(elev, -azim, radius)
+    masks, intrinsics = downscale_masks(views.masks, views.intrinsics, CHECK_SIZE)
     scores = {}
     for name, c2w in (("as given", views.c2w), ("mirrored", mirrored)):
-        hull = carve_visual_hull(views.masks, c2w, views.intrinsics, resolution)
-        scores[name] = (
-            float(silhouette_iou(hull, views.masks, c2w, views.intrinsics).mean()) if hull.occupancy.any() else 0.0
-        )
+        hull = carve_visual_hull(masks, c2w, intrinsics, resolution)
+        scores[name] = float(silhouette_iou(hull, masks, c2w, intrinsics).mean()) if hull.occupancy.any() else 0.0
     flip = scores["mirrored"] > scores["as given"] + MIRROR_MARGIN
     return {"checked": True, "mean_iou": scores, "mirrored": bool(flip), "c2w": mirrored if flip else views.c2w}
 
@@ -117,6 +101,8 @@ def reconstruct(
     Writes mesh.<format> for each format, preview.png (views beside renders of the mesh) and recon.json into
     `output` (default: the input folder)."""
     from svd3d.devices import resolve_device
+    from svd3d.recon.export import check_height, parse_formats
+    from svd3d.recon.mesh import check_faces
     from svd3d.recon.views import load_views
 
     timer = Timer()
@@ -124,12 +110,11 @@ def reconstruct(
     # 1. check inputs
     if method not in METHODS:
         raise SVD3DError(f"unknown method {method!r}; use --method field, hull or nerfacto")
-    fmts = parse_formats(formats)
-    n_faces = parse_faces(faces)
+    fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    n_faces = check_faces(faces)
+    height = check_height(height)
     if uv and (texture < 64 or texture > 8192 or texture & (texture - 1)):
         raise SVD3DError(f"--texture must be a power of two from 64 to 8192 (e.g. 1024), got {texture}")
-    if height is not None and not height > 0:
-        raise SVD3DError(f"--height is the asset's height in metres and must be positive, got {height}")
     folder = Path(folder)
     out_dir = Path(output) if output is not None else folder
     if out_dir.exists() and not out_dir.is_dir():
@@ -177,14 +162,14 @@ def reconstruct(
 
     # 5. cleanup, decimation, UVs and texture (or vertex colours)
     from svd3d.recon.mesh import cleanup, decimate
-    from svd3d.recon.texture import bake_texture, bake_vertex_colors, unwrap
+    from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, unwrap
 
     with timer("cleanup"):
         mesh = decimate(cleanup(mesh), n_faces)
     with timer("texture"):
         if uv:
-            mesh = unwrap(mesh, texture)
-            mesh = bake_texture(mesh, views, texture)
+            mesh = unwrap(mesh, size=texture)
+            mesh = apply_texture(mesh, bake_texture(mesh, views, texture))
         else:
             mesh = bake_vertex_colors(mesh, views)
 
