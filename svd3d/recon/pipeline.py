@@ -165,7 +165,8 @@ def reconstruct(
     from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, unwrap
 
     with timer("cleanup"):
-        mesh = decimate(cleanup(mesh), n_faces)
+        # a hull's voxel staircase shades as speckles: smooth it (Taubin, no shrinkage); fitted surfaces are smooth
+        mesh = decimate(cleanup(mesh, smooth_iterations=10 if method == "hull" else 0), n_faces)
     with timer("texture"):
         if uv:
             mesh = unwrap(mesh, size=texture)
