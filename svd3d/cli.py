@@ -133,7 +133,10 @@ def _recon_options(fn):
         click.option("--no-uv", is_flag=True, help="Vertex colours instead of a UV texture."),
         click.option(
             "--height", type=float, default=None, help="Scale the asset to this height in metres (origin at its base)."
-        ),  # fmt: skip
+        ),
+        click.option(
+            "--iterations", type=int, default=None, help="nerfacto training iterations [5000; required on the CPU]."
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -149,6 +152,7 @@ def _recon_kwargs(options: dict) -> dict:
         "texture": options.pop("texture"),
         "uv": not options.pop("no_uv"),
         "height": options.pop("height"),
+        "iterations": options.pop("iterations"),
     }
 
 

@@ -168,3 +168,22 @@ def test_orbit_makes_a_mesh_by_default(tmp_path):
 def test_reconstruct_rejects_unknown_method(views_dir):
     with pytest.raises(SVD3DError, match="unknown method"):
         reconstruct(views_dir, method="poisson")
+
+
+def test_nerfacto_on_cpu_needs_iterations(views_dir, tmp_path):
+    r = run(["recon", str(views_dir), "--method", "nerfacto", "--device", "cpu", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--iterations" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_nerfacto_without_nerfstudio_names_the_install(views_dir, tmp_path):
+    pytest.importorskip("torch")
+    try:
+        import nerfstudio  # noqa: F401
+
+        pytest.skip("nerfstudio is installed here; .ci/nerfstudio_check covers the backend")
+    except ImportError:
+        pass
+    args = ["recon", str(views_dir), "--method", "nerfacto", "--device", "cpu", "--iterations", "2"]
+    r = run([*args, "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "svd3d[nerfstudio]" in r.output

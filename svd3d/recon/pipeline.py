@@ -94,6 +94,7 @@ def reconstruct(
     device: str = "auto",
     seed: int = 0,
     hull_resolution: int = 128,
+    iterations: int | None = None,
     progress: bool = True,
 ) -> ReconResult:
     """Reconstruct the object seen in a nerfstudio folder (an `svd3d orbit` or `svd3d render` output) as a mesh.
@@ -120,6 +121,13 @@ def reconstruct(
     if out_dir.exists() and not out_dir.is_dir():
         raise SVD3DError(f"output {out_dir} exists and is not a folder; choose another -o")
     dev = resolve_device(device)
+    if iterations is not None and iterations < 1:
+        raise SVD3DError(f"--iterations must be at least 1, got {iterations}")
+    if method == "nerfacto" and dev.type == "cpu" and iterations is None:
+        raise SVD3DError(
+            "nerfacto on the CPU takes about 5 s per iteration (its default 5000 would take hours); "
+            "pass --iterations (e.g. 300) or use --device cuda, or --method field"
+        )
     settings = ReconSettings(method, fmts, n_faces, texture if uv else 0, height, hull_resolution, seed, str(dev))
 
     # 2. views and masks
@@ -158,7 +166,9 @@ def reconstruct(
         else:
             from svd3d.recon.nerfstudio import reconstruct_nerfacto
 
-            mesh = reconstruct_nerfacto(views, device=str(dev), seed=seed, workdir=out_dir / ".nerfstudio")
+            extra = {} if iterations is None else {"iterations": iterations}
+            workdir = out_dir / ".nerfstudio"
+            mesh = reconstruct_nerfacto(views, device=str(dev), seed=seed, workdir=workdir, **extra)
 
     # 5. cleanup, decimation, UVs and texture (or vertex colours)
     from svd3d.recon.mesh import cleanup, decimate
