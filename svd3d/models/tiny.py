@@ -11,7 +11,7 @@ from dataclasses import replace
 import torch
 
 from svd3d.models.bundle import SVDModel
-from svd3d.models.info import RELEASED
+from svd3d.models.info import RELEASED, ModelInfo
 from svd3d.models.sgm_config import CLIPArch, UNetArch
 from svd3d.models.sgm_convert import clip_config, unet_config
 
@@ -33,11 +33,6 @@ def tiny_random_model(
     kind: str = "video", seed: int = 0, dtype: torch.dtype = torch.float32, unet: UNetArch = TINY_UNET
 ) -> SVDModel:
     """A seeded random model: kind 'video' (SVD layout, temporal decoder) or 'orbit' (SV3D_p layout)."""
-    from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    from svd3d.models.unet import PerFrameUNet
-
     base = RELEASED["svd_xt" if kind == "video" else "sv3d_p"]
     info = replace(
         base,
@@ -48,24 +43,47 @@ def tiny_random_model(
         height=64,
         extra={"note": "random weights: for tests and benchmarks only"},
     )
+    model = build_model(info, unet, TINY_VAE_CHANNELS, 2, TINY_CLIP, seed)
+    if dtype != torch.float32:
+        for module in model.modules().values():
+            module.to(dtype)
+    return model.eval()
+
+
+def build_model(
+    info: ModelInfo,
+    unet: UNetArch,
+    vae_channels: tuple[int, ...],
+    vae_blocks: int,
+    clip: CLIPArch,
+    seed: int,
+    *,
+    fingerprint: str | None = None,
+) -> SVDModel:
+    """A new float32 model with the real classes and seeded random weights: PerFrameUNet with `info`'s vector
+    fields, a temporal-decoder VAE (info.decoder "temporal") or a per-frame one ("image"), CLIP's vision tower.
+    The VAE halves the image len(vae_channels) - 1 times."""
+    from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from svd3d.models.unet import PerFrameUNet
+
     adm = sum(w for _, w in info.vector_fields)
     torch.manual_seed(seed)
     unet_module = PerFrameUNet(**unet_config(replace(unet, adm_in_channels=adm), info.vector_fields, info.num_frames))
     vae_args = dict(
         in_channels=3,
         out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 4,
-        block_out_channels=list(TINY_VAE_CHANNELS),
-        layers_per_block=2,
+        down_block_types=["DownEncoderBlock2D"] * len(vae_channels),
+        block_out_channels=list(vae_channels),
+        layers_per_block=vae_blocks,
         latent_channels=4,
     )
-    if kind == "video":
+    if info.decoder == "temporal":
         vae = AutoencoderKLTemporalDecoder(**vae_args)
     else:
-        vae = AutoencoderKL(**vae_args, up_block_types=["UpDecoderBlock2D"] * 4, use_post_quant_conv=False)
-    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_config(TINY_CLIP)))
-    model = SVDModel(unet_module, vae, clip, info, source=info.name, fingerprint=f"seed{seed}")
-    if dtype != torch.float32:
-        for module in model.modules().values():
-            module.to(dtype)
-    return model.eval()
+        vae = AutoencoderKL(
+            **vae_args, up_block_types=["UpDecoderBlock2D"] * len(vae_channels), use_post_quant_conv=False
+        )
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_config(clip)))
+    return SVDModel(unet_module, vae, image_encoder, info, source=info.name, fingerprint=fingerprint or f"seed{seed}")
