@@ -265,7 +265,7 @@ def recon(folder: Path, output: Path | None, device: str, seed: int, **options) 
 
 @main.group("eval")
 def evaluate() -> None:
-    """Measure results: reconstructions against ground-truth meshes."""
+    """Measure results: generated orbit views and reconstructed meshes against ground truth."""
 
 
 @evaluate.command("recon")
@@ -289,6 +289,30 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
     click.echo(f"chamfer {scores.chamfer:.5f}  f-score@{scores.tau:g} {scores.f_score:.4f} "
                f"(precision {scores.precision:.4f}, recall {scores.recall:.4f})  volume IoU {scores.volume_iou:.4f}")  # fmt: skip
     click.echo(f"protocol: {scores.protocol}")
+
+
+@evaluate.command("orbit")
+@_model
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Orbit dataset folder: manifest.json (kind 'orbit'), frames.npy, elevations.npy, azimuths.npy.")  # fmt: skip
+@click.option("--objects", type=int, default=None, help="Evaluate the first K objects [all].")
+@click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of object 0; object i uses seed + i.")
+@_dtype
+@_device
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
+def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) -> None:
+    """Generate each object of an orbit dataset from its input view at the dataset's cameras and score views 1..T-1
+    against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
+    baselines. Prints a markdown table."""
+    from svd3d.eval.orbit import evaluate_orbit
+
+    result = _run(evaluate_orbit, model, data, **options)
+    click.echo(result.table())
+    if json_out is not None:
+        _run(result.write_json, json_out)
+        click.echo(f"wrote {json_out}")
 
 
 @main.command()
@@ -365,6 +389,73 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
 
     model = _run(work)
     click.echo(f"wrote {out_dir} ({model.info.name}, {model.info.kind} model)")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Run folder: checkpoints/, model/ (the trained model), log.jsonl, run.json. An earlier run of the "
+                   "recipe there is resumed from its newest checkpoint.")  # fmt: skip
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, e.g. --set train.steps=100 --set data.count=64 (repeatable).")  # fmt: skip
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under accelerate: its own).")
+@click.option("--stop-after", type=int, default=None, help="Train at most N steps in this call, then save and stop.")
+def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, stop_after: int | None) -> None:
+    """Train a RECIPE (recipes/*.toml). One process here; N GPUs or nodes with
+    `accelerate launch [--multi_gpu --num_processes N] -m svd3d train RECIPE -o RUN`."""
+
+    def work():
+        from svd3d.train.loop import train as train_recipe
+        from svd3d.train.recipe import parse_override
+
+        if stop_after is not None and stop_after < 1:
+            raise SVD3DError(f"--stop-after must be >= 1, got {stop_after}")
+        values = dict(parse_override(text) for text in overrides)
+        return train_recipe(recipe, output, overrides=values, device=device, stop_after=stop_after)
+
+    result = _run(work)
+    last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
+    click.echo(f"trained to step {result.step} ({result.steps_per_second:.2f} steps/s{last}); "
+               f"model: {result.model_dir}")  # fmt: skip
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["procedural", "meshes", "clips", "videos"]))
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Dataset folder to write.")
+@click.option("--count", type=int, default=None, help="procedural / clips: how many objects / clips.")
+@click.option("--size", type=int, default=64, show_default=True, help="Square frame size in pixels.")
+@click.option("--frames", type=int, default=None, help="Frames per orbit [21] or clip [14].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data(kind: str, source: Path | None, output: Path, count: int | None, size: int, frames: int | None,
+         seed: int) -> None:  # fmt: skip
+    """Build a training dataset: `procedural` objects or `meshes` from a SOURCE folder (GLB/OBJ/PLY/STL) rendered
+    along SV3D orbits; synthetic `clips`; or `videos` cut from a SOURCE folder of clips."""
+
+    def work():
+        from svd3d.train.data import build_dataset, load_dataset
+
+        options: dict = {"size": size, "seed": seed}
+        if frames is not None:
+            options["frames"] = frames
+        if kind in ("procedural", "clips"):
+            if source is not None:
+                raise SVD3DError(f"{kind} datasets are generated; drop the SOURCE argument ({source})")
+            if count is not None:
+                options["count"] = count
+        else:
+            if source is None:
+                raise SVD3DError(f"`svd3d data {kind}` needs a SOURCE folder")
+            if count is not None:
+                raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
+            options["source"] = source
+        folder = build_dataset(kind, output, **options)
+        return folder, load_dataset(folder)
+
+    folder, dataset = _run(work)
+    n, t, h, w = dataset.frames.shape[:4]
+    click.echo(f"wrote {folder} ({n} {'objects' if kind in ('procedural', 'meshes') else 'clips'} x {t} frames "
+               f"at {w}x{h})")  # fmt: skip
 
 
 @main.command("models")

@@ -13,6 +13,11 @@ def encode_condition(vae, image: torch.Tensor) -> torch.Tensor:
     return vae.encode(image.to(vae.dtype)).latent_dist.mode()
 
 
+def latent_factor(vae) -> int:
+    """How many pixels one latent cell covers per side: 2 ** (levels - 1); 8 for every released model."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
 def decoder_takes_frames(vae) -> bool:
     """True for the temporal video decoder (SVD), False for a per-frame image decoder (SV3D)."""
     return "num_frames" in inspect.signature(vae.decode).parameters

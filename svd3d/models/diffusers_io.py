@@ -155,5 +155,5 @@ def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("wrote %s", out_dir)
+    log.debug("wrote %s", out_dir)
     return out_dir

@@ -20,10 +20,10 @@ from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.guidance import guidance_scales, guided_denoiser
 from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
-from svd3d.core.vae import decode_latents, encode_condition
+from svd3d.core.vae import decode_latents, encode_condition, latent_factor
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
-from svd3d.image import check_size, load_image, prepare_object, to_tensor
+from svd3d.image import PreparedObject, check_size, composite_on_white, load_image, prepare_object, to_tensor
 from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
     check_guidance,
@@ -109,6 +109,7 @@ def generate_orbit(
     elevations: list[float] | None = None,
     azimuths: list[float] | None = None,
     object_fraction: float = 0.85,
+    preprocess: bool = True,
     decode_chunk: int | None = None,
     dtype: str = "auto",
     device: str = "auto",
@@ -123,6 +124,8 @@ def generate_orbit(
     its side and resized to the model's size. `elevation` is the camera's elevation in the photo (degrees); with
     SV3D_p the orbit may be static, dynamic (elevation wobble) or custom (`elevations` / `azimuths` lists that
     include the input view at azimuth 0); SV3D_u takes no camera and always makes a static orbit.
+    `preprocess=False` uses `image` as it is: it must already be the conditioning image (the object on white,
+    square, at the generation size), e.g. a dataset's input view whose framing the generated views must keep.
     """
     timer = Timer()
 
@@ -176,8 +179,9 @@ def generate_orbit(
              settings.num_steps, settings.dtype, dev)  # fmt: skip
 
     # 3. preprocess: segment the object, centre it on white at object_fraction, resize to the model size
+    #    (preprocess=False: the image already is the conditioning image and is only checked)
     with timer("preprocess"):
-        prepared = prepare_object(pil, side, object_fraction)
+        prepared = prepare_object(pil, side, object_fraction) if preprocess else as_conditioning(pil, side)
     pixels = to_tensor(prepared.image).to(dev)  # (1, 3, S, S) in [-1, 1]
     generator = torch.Generator("cpu").manual_seed(seed)
     aug_noise = torch.randn(pixels.shape, generator=generator).to(dev)
@@ -196,7 +200,13 @@ def generate_orbit(
 
     # 6. noise levels, initial latents, triangle guidance (lowest next to the input view, highest behind)
     sigmas = karras_sigmas(settings.num_steps, info.sigma_min, info.sigma_max).to(dev)
-    latent_shape = (1, T, model.vae.config.latent_channels, side // 8, side // 8)
+    latent_shape = (
+        1,
+        T,
+        model.vae.config.latent_channels,
+        side // latent_factor(model.vae),
+        side // latent_factor(model.vae),
+    )
     x = initial_latents(torch.randn(latent_shape, generator=generator), sigmas[0]).to(dev)
     scales = guidance_scales(info.guidance, T, settings.min_guidance, settings.max_guidance).to(dev)
 
@@ -224,7 +234,7 @@ def generate_orbit(
         "input": input_record(image),
         "model": model_record(model),
         "settings": asdict(settings),
-        "preprocess": {"method": prepared.method, "object_fraction": object_fraction},
+        "preprocess": {"applied": preprocess, "method": prepared.method, "object_fraction": prepared.object_fraction},
         "cameras": {"elevations_deg": elevs.tolist(), "azimuths_deg": azims.tolist(), "fov_deg": info.fov_deg},
         "versions": versions(),
     }
@@ -250,6 +260,30 @@ def generate_orbit(
         out_path,
         run,
     )
+
+
+def as_conditioning(img: Image.Image, side: int) -> PreparedObject:
+    """An image that already is an orbit model's conditioning image, used as it is (no crop, no resize):
+    side x side, the object on white (RGBA is composited on white). Its mask is the alpha channel, or else the
+    pixels away from white (as reconstruction finds them); bbox and object_fraction are measured on that mask."""
+    from svd3d.recon.views import mask_from_white
+
+    if img.size != (side, side):
+        raise SVD3DError(
+            f"an image used as it is (preprocess=False) must be {side}x{side}, the generation size, got "
+            f"{img.width}x{img.height}; pass size={img.width} if it is square, or let svd3d preprocess it"
+        )
+    rgb = composite_on_white(img)
+    if img.mode == "RGBA":
+        mask, method = np.asarray(img.getchannel("A"), np.float32) / 255.0, "alpha"
+    else:
+        mask, method = mask_from_white(np.asarray(rgb, np.float32) / 255.0), "background"
+    rows, cols = np.nonzero(mask >= 0.5)
+    if len(rows) == 0:
+        raise SVD3DError(f"the {side}x{side} image used as it is shows no object: it is all white (or transparent)")
+    bbox = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    fraction = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) / side
+    return PreparedObject(image=rgb, mask=mask, method=method, bbox=bbox, object_fraction=fraction)
 
 
 def write_orbit_folder(folder: Path, input_image, views, elevs, azims, c2w, intrinsics) -> None:

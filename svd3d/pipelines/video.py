@@ -16,7 +16,7 @@ from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.guidance import guidance_scales, guided_denoiser
 from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
-from svd3d.core.vae import decode_latents, encode_condition
+from svd3d.core.vae import decode_latents, encode_condition, latent_factor
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
@@ -175,7 +175,13 @@ def generate_video(
 
     # 6. noise levels, initial latents, per-frame guidance
     sigmas = karras_sigmas(steps_n, info.sigma_min, info.sigma_max).to(dev)
-    latent_shape = (1, T, model.vae.config.latent_channels, height // 8, width // 8)
+    latent_shape = (
+        1,
+        T,
+        model.vae.config.latent_channels,
+        height // latent_factor(model.vae),
+        width // latent_factor(model.vae),
+    )
     x = initial_latents(torch.randn(latent_shape, generator=generator), sigmas[0]).to(dev)
     scales = guidance_scales(settings.guidance, T, settings.min_guidance, settings.max_guidance).to(dev)
 

@@ -1,0 +1,1 @@
+"""Training: datasets (rendered orbits, procedural objects, synthetic and real clips), recipes, the EDM loop."""

@@ -1,0 +1,460 @@
+"""`svd3d train RECIPE -o RUN`: the SVD training loop, one readable function (`train`), on one CPU, N GPUs or
+several nodes through accelerate (`accelerate launch -m svd3d train ...` for more than one process).
+
+Per step (global batch B = processes x grad_accum x micro-batch):
+  1. one generator seeded by (train.seed, step) draws the whole global batch: which objects / clips, sigma
+     (log-normal), latent noise, the conditioning frame's noise level and noise, condition dropout. Every process
+     draws the same numbers and takes its own slice, so 1 or N processes with the same global batch follow the same
+     trajectory, and a resumed run continues exactly;
+  2. the clean latents come from a cache encoded once by the frozen VAE (scaled by its factor); the conditioning
+     latent is encoded each step from the noise-augmented first frame (REFERENCE §3: unscaled VAE mode);
+     CLIP embeds the clean first frame (cached);
+  3. the per-frame vector: cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit models), or
+     fps - 1 ‖ motion bucket ‖ cond_aug (video models);
+  4. loss = EDM-weighted v-prediction MSE (svd3d.train.objective), averaged over the global batch; AdamW with
+     linear warm-up, gradient clipping, an EMA of the weights;
+  5. every save_every steps: a checkpoint (exact resume) and the EMA model exported as RUN/model.
+
+Models trained from scratch first train their VAE (reconstruction + a small KL term) for train.vae_steps; the CLIP
+tower of a scratch model stays at its seeded random weights (a fixed random-feature encoder: the image latent
+carries the picture; the token adds a global summary) and is saved with the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from svd3d.core.clip import encode_clip
+from svd3d.core.conditioning import Conditioning
+from svd3d.core.vae import encode_condition
+from svd3d.errors import SVD3DError
+from svd3d.models.attention import dead_cross_attention_parameters, use_single_key_cross_attention
+from svd3d.models.bundle import SVDModel
+from svd3d.train.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
+from svd3d.train.objective import diffusion_loss, draw_noise, drop_conditioning
+from svd3d.train.recipe import Recipe, load_recipe
+
+log = logging.getLogger(__name__)
+
+RUN_ENTRIES = {"checkpoints", "model", "data", "held_out", "log.jsonl", "recipe.json", "run.json"}
+ENCODE_BATCH = 64  # frames per VAE / CLIP call while caching
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    model_dir: Path  # RUN/model: the exported (EMA) model
+    step: int  # the last step trained
+    losses: list[float]  # loss of every step trained in this call, in order
+    seconds: float
+    steps_per_second: float  # of the steps trained in this call (UNet phase only)
+
+
+@dataclass
+class _Data:
+    """Everything the loop needs per object / clip, on the CPU, in the model's frame order."""
+
+    latents: torch.Tensor  # (N, T, C, h, w) float32, scaled by the VAE's factor
+    first: torch.Tensor  # (N, 3, H, W) float32 in [-1, 1]: the conditioning frame
+    clip: torch.Tensor  # (N, 1, D) CLIP embeds of the clean first frame
+    vector: torch.Tensor  # (N, T, F) raw vector values with cond_aug = 0 (filled in per step)
+    cond_aug_column: int  # which vector column is cond_aug
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _accelerator(precision: str, device: str, grad_accum: int):
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        raise SVD3DError("training needs accelerate: pip install 'svd3d[train]'") from None
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    if precision == "fp16" and cpu:
+        raise SVD3DError("train.precision = 'fp16' needs a GPU; on the CPU use 'bf16' or 'no'")
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()  # a second train() in one process may ask for another precision
+    return Accelerator(
+        cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=1, step_scheduler_with_optimizer=False
+    )
+
+
+def _check_run_folder(run: Path) -> None:
+    if run.exists() and not run.is_dir():
+        raise SVD3DError(f"-o {run} is a file; name a folder for the run")
+    if run.is_dir():
+        strange = sorted(p.name for p in run.iterdir() if p.name not in RUN_ENTRIES and not p.name.startswith("."))
+        if strange:
+            raise SVD3DError(
+                f"-o {run} holds files that are not from an svd3d run ({', '.join(strange[:5])}); choose a new folder"
+            )
+
+
+def _load_data(recipe: Recipe, run: Path, is_main: bool, wait):
+    """The training split (and, once, RUN/held_out) of the recipe's dataset: loaded, or generated into RUN/data."""
+    from svd3d.train import data as datasets
+
+    d, m = recipe.data, recipe.model
+    if d.generate:
+        folder = run / "data"
+        if is_main and not (folder / "manifest.json").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            kind = "procedural" if d.generate == "procedural" else "clips"
+            options = {"count": d.count, "size": m.size, "frames": m.frames, "seed": d.seed}
+            log.info("generating %d %s samples into %s", d.count, d.generate, folder)
+            datasets.build_dataset(kind, folder, **options)
+        wait()
+    else:
+        folder = Path(d.path)
+        if not folder.is_absolute() and recipe.source:
+            beside = Path(recipe.source).parent / folder
+            folder = beside if beside.exists() else folder
+    data = (datasets.OrbitData if m.kind == "orbit" else datasets.ClipData).load(folder)
+    if d.held_out:
+        objects = len(data.objects())
+        if d.held_out >= objects:
+            raise SVD3DError(f"data.held_out = {d.held_out} leaves nothing to train on ({objects} objects in {folder})")
+        data, held = data.split(d.held_out, d.seed)
+        if is_main and not (run / "held_out" / "manifest.json").is_file():
+            held.save(run / "held_out")
+        wait()
+    return data
+
+
+def _frames_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
+    """(M, H, W, 3) uint8 -> (M, 3, size, size) float32 in [-1, 1] (area-resized when the size differs)."""
+    x = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="area")
+    return x
+
+
+def _vectors(model: SVDModel, data, perm: np.ndarray) -> tuple[torch.Tensor, int]:
+    """(N, T, F) raw vector values per sample and frame in model order (cond_aug 0), and the cond_aug column."""
+    from svd3d.pipelines.orbit import orbit_vector
+
+    names = model.unet.vector_names
+    if "cond_aug" not in names:
+        raise SVD3DError(f"model vector fields {names} lack cond_aug; svd3d trains SVD / SV3D layouts only")
+    if model.info.kind == "orbit":
+        rows = [
+            orbit_vector(names, data.elevations[i], data.azimuths[i], perm, 0.0, model.info.azimuth_sign)
+            for i in range(len(data))
+        ]
+        vector = torch.stack(rows)
+    else:
+        values = {"fps_id": np.asarray(data.fps) - 1.0, "motion_bucket_id": np.asarray(data.motion)}
+        unknown = [n for n in names if n not in values and n != "cond_aug"]
+        if unknown:
+            raise SVD3DError(f"this video model's vector field(s) {unknown} are not known to svd3d")
+        columns = [values[n] if n != "cond_aug" else np.zeros(len(data)) for n in names]
+        vector = torch.tensor(np.stack(columns, -1), dtype=torch.float32)[:, None].expand(-1, len(perm), -1)
+    return vector.contiguous().float(), names.index("cond_aug")
+
+
+@torch.no_grad()
+def _encode_data(model: SVDModel, data, frames: int, size: int, device) -> _Data:
+    """Encode every frame once with the frozen VAE and every first frame with CLIP (the loop's caches)."""
+    from svd3d.cameras import model_order
+
+    total = data.frames.shape[1]
+    if model.info.kind == "orbit" and total != frames:
+        raise SVD3DError(f"the orbit dataset has {total} views per object but model.frames is {frames}; match them")
+    if total < frames:
+        raise SVD3DError(f"the clips have {total} frames, fewer than model.frames = {frames}")
+    perm = model_order(frames, model.info.frame_order) if model.info.kind == "orbit" else np.arange(frames)
+    vae, clip = model.vae.to(device).eval(), model.image_encoder.to(device).eval()
+    scale = model.scaling_factor
+    latents, firsts, embeds = [], [], []
+    for i in range(len(data)):
+        pixels = _frames_tensor(data.frames[i, :frames][perm], size)  # (T, 3, S, S) in model order
+        chunks = [vae.encode(pixels[s : s + ENCODE_BATCH].to(device)).latent_dist.mode() * scale
+                  for s in range(0, frames, ENCODE_BATCH)]  # fmt: skip
+        latents.append(torch.cat(chunks).float().cpu())
+        first = _frames_tensor(data.frames[i, :1], size)
+        firsts.append(first[0])
+        embeds.append(encode_clip(clip, first.to(device)).float().cpu())
+    vector, column = _vectors(model, data, perm)
+    return _Data(torch.stack(latents), torch.stack(firsts), torch.cat(embeds), vector, column)
+
+
+def _lr_lambda(warmup: int):
+    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+
+def _generator(seed: int, step: int, phase: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 7 + phase) % (2**63))
+
+
+# ------------------------------------------------------------------------------------------------ the VAE phase
+
+
+class _AutoEncoder(torch.nn.Module):
+    """The VAE as one module whose forward is a training pass (so DDP sees it): reconstruction MSE + 1e-6 KL."""
+
+    def __init__(self, vae, num_frames: int | None):
+        super().__init__()
+        self.vae, self.num_frames = vae, num_frames
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        posterior = self.vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * eps.to(posterior.mean.dtype)
+        kwargs = {"num_frames": self.num_frames} if self.num_frames else {}
+        recon = self.vae.decode(z, **kwargs).sample
+        return F.mse_loss(recon.float(), x) + 1e-6 * posterior.kl().mean()
+
+
+def _train_vae(recipe: Recipe, model: SVDModel, data, accelerator, progress: bool) -> list[float]:
+    """Scratch models: fit the VAE to the data's frames (MSE reconstruction + 1e-6 KL), train.vae_steps steps of
+    train.batch clips of up to 8 frames (a temporal decoder sees them as clips)."""
+    from tqdm.auto import tqdm
+
+    from svd3d.core.vae import decoder_takes_frames, latent_factor
+
+    t, m = recipe.train, recipe.model
+    clip_frames = min(m.frames, 8)
+    factor = latent_factor(model.vae)
+    latent = (model.vae.config.latent_channels, m.size // factor, m.size // factor)
+    model.vae.train().requires_grad_(True)
+    module = _AutoEncoder(model.vae, clip_frames if decoder_takes_frames(model.vae) else None)
+    optimizer = torch.optim.AdamW(model.vae.parameters(), lr=t.vae_lr, weight_decay=0.0)
+    module, optimizer = accelerator.prepare(module, optimizer)
+    per_rank = _share(t.batch, accelerator.num_processes)
+    mine = slice(accelerator.process_index * per_rank, (accelerator.process_index + 1) * per_rank)
+    losses = []
+    for step in tqdm(range(t.vae_steps), desc="vae", disable=not (progress and accelerator.is_main_process)):
+        g = _generator(t.seed, step, phase=1)
+        index = torch.randint(len(data), (t.batch,), generator=g)
+        start = torch.randint(data.frames.shape[1] - clip_frames + 1, (t.batch,), generator=g)
+        eps = torch.randn(t.batch * clip_frames, *latent, generator=g)
+        clips = np.stack(
+            [data.frames[int(i), int(s) : int(s) + clip_frames] for i, s in zip(index[mine], start[mine], strict=True)]
+        )
+        x = _frames_tensor(clips.reshape(-1, *clips.shape[2:]), m.size).to(accelerator.device)
+        e = eps[mine.start * clip_frames : mine.stop * clip_frames].to(accelerator.device)
+        with accelerator.autocast():
+            loss = module(x, e)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        losses.append(float(accelerator.reduce(loss.detach(), "mean")))
+    model.vae = accelerator.unwrap_model(module).vae.eval().requires_grad_(False)
+    return losses
+
+
+def _share(batch: int, world: int) -> int:
+    if batch % world:
+        raise SVD3DError(f"train.batch {batch} must be divisible by the number of processes ({world})")
+    return batch // world
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+
+
+def train(
+    recipe: str | Path | Recipe,
+    out: str | Path,
+    *,
+    overrides: dict | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train a recipe into the run folder `out`, resuming from its newest checkpoint when there is one.
+
+    stop_after: train at most this many steps in this call (then save and return) — for time-boxed sessions."""
+    from tqdm.auto import tqdm
+
+    from svd3d.train.models import initial_model
+
+    started = time.perf_counter()
+
+    # 1. the recipe, the run folder, the processes
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+    run = Path(out)
+    _check_run_folder(run)
+    t, o, n, m = recipe.train, recipe.optim, recipe.noise, recipe.model
+    accelerator = _accelerator(t.precision, device, t.grad_accum)
+    is_main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
+    per_rank = _share(t.batch, world)
+    if per_rank % t.grad_accum:
+        raise SVD3DError(
+            f"train.batch {t.batch} / {world} processes must be divisible by train.grad_accum {t.grad_accum}"
+        )
+    micro = per_rank // t.grad_accum
+    checkpoints = list_checkpoints(run)
+    if checkpoints:
+        saved = json.loads((checkpoints[-1].folder / "state.json").read_text()).get("recipe", {})
+        changed = sorted(k for k in recipe.to_dict() if k != "train" and saved.get(k) != recipe.to_dict()[k])
+        if changed:
+            log.warning("resuming %s with a recipe whose %s differ from the run's", run, ", ".join(changed))
+    if is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+    accelerator.wait_for_everyone()
+
+    # 2. data and the starting model
+    data = _load_data(recipe, run, is_main, accelerator.wait_for_everyone)
+    model = initial_model(recipe)
+    step, losses = 0, []
+    if checkpoints:
+        tensors, optimizer_state, state = load_checkpoint(checkpoints[-1].folder)
+        step = int(state["step"])
+        for name in ("vae", "image_encoder"):
+            if name in tensors:
+                getattr(model, name).load_state_dict(tensors[name])
+        model.unet.load_state_dict(tensors["unet"])
+        log.info("resuming %s from step %d", run, step)
+    elif t.vae_steps:
+        vae_losses = _train_vae(recipe, model, data, accelerator, progress)
+        log.info("VAE: %d steps, loss %.4f -> %.4f", t.vae_steps, vae_losses[0], vae_losses[-1])
+        optimizer_state, tensors = None, {}
+    else:
+        optimizer_state, tensors = None, {}
+    dev = accelerator.device
+    cache = _encode_data(model, data, m.frames, m.size, dev)
+    vae = model.vae.to(dev).eval().requires_grad_(False)
+    model.image_encoder.to("cpu")
+
+    # 3. the trained network, its optimiser, LR schedule and EMA
+    unet = model.unet.train().requires_grad_(True)
+    use_single_key_cross_attention(unet)  # exact, ~17% faster steps; its dead query / key weights are frozen
+    for p in dead_cross_attention_parameters(unet):
+        p.requires_grad_(False)
+    if t.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    trained = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(o.warmup))
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state["optimizer"])
+        schedule.load_state_dict(optimizer_state["schedule"])
+    ema = None
+    if t.ema_decay > 0:
+        ema = {k: v.detach().float().clone() for k, v in unet.state_dict().items()}
+        if "ema" in tensors:
+            ema = {k: v.float() for k, v in tensors["ema"].items()}
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    raw_unet = accelerator.unwrap_model(unet)
+
+    def net(x_in, c_noise, cond: Conditioning):
+        return unet(x_in, c_noise, encoder_hidden_states=cond.clip_embeds, added_time_ids=cond.vector,
+                    return_dict=False)[0]  # fmt: skip
+
+    def save(at_step: int) -> None:
+        if is_main:
+            weights = {"unet": raw_unet.state_dict()}
+            if ema is not None:
+                weights["ema"] = ema
+            if m.init == "scratch":
+                weights["vae"] = model.vae.state_dict()
+                weights["image_encoder"] = model.image_encoder.state_dict()
+            opt = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
+            save_checkpoint(run, at_step, weights, opt, {"recipe": recipe.to_dict()}, t.keep)
+            _export(model, raw_unet, ema, run / "model")
+        accelerator.wait_for_everyone()
+
+    if is_main:
+        _truncate_log(run / "log.jsonl", step)
+    latent_shape = tuple(cache.latents.shape[1:])
+    image_shape = tuple(cache.first.shape[1:])
+    last = t.steps if stop_after is None else min(t.steps, step + stop_after)
+    bar = tqdm(total=t.steps, initial=step, desc="train", unit="step", disable=not (progress and is_main))
+    loop_started, first_step = time.perf_counter(), step
+
+    # 4. the steps
+    while step < last:
+        g = _generator(t.seed, step)
+        index = torch.randint(len(data), (t.batch,), generator=g)
+        draw = draw_noise(g, t.batch, latent_shape, image_shape, p_mean=n.p_mean, p_std=n.p_std,
+                          cond_aug_mean=n.cond_aug_mean, cond_aug_std=n.cond_aug_std, cond_dropout=n.cond_dropout)  # fmt: skip
+        optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=dev)
+        for k in range(t.grad_accum):
+            lo = rank * per_rank + k * micro
+            idx, d = index[lo : lo + micro], draw.slice(lo, lo + micro)
+            with torch.no_grad():
+                first = cache.first[idx].to(dev)
+                concat = encode_condition(vae, first + d.cond_aug.to(dev).view(-1, 1, 1, 1) * d.cond_noise.to(dev))
+                vector = cache.vector[idx].clone()
+                vector[..., cache.cond_aug_column] = d.cond_aug[:, None]
+            cond = drop_conditioning(
+                Conditioning(cache.clip[idx].to(dev), concat.float(), vector.to(dev)), d.drop.to(dev)
+            )
+            sync = accelerator.no_sync(unet) if k < t.grad_accum - 1 else contextlib.nullcontext()
+            with sync, accelerator.autocast():
+                loss = diffusion_loss(net, cache.latents[idx].to(dev), cond, d.sigma, d.noise.to(dev)).mean()
+                accelerator.backward(loss / t.grad_accum)
+            total += loss.detach() / t.grad_accum
+        if o.grad_clip > 0:
+            accelerator.clip_grad_norm_(trained, o.grad_clip)
+        optimizer.step()
+        schedule.step()
+        step += 1
+        if ema is not None:
+            decay = min(t.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for key, value in raw_unet.state_dict().items():
+                    ema[key].lerp_(value.detach().float(), 1 - decay)
+        loss_value = float(accelerator.reduce(total, "mean"))
+        losses.append(loss_value)
+        if not math.isfinite(loss_value):
+            raise SVD3DError(f"the loss became {loss_value} at step {step}; lower optim.lr or use precision 'no'")
+        if is_main:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+            with open(run / "log.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "loss": loss_value, "lr": schedule.get_last_lr()[0],
+                                    "seconds": round(time.perf_counter() - started, 3)}) + "\n")  # fmt: skip
+            if step % t.log_every == 0:
+                log.info("step %d loss %.4f", step, loss_value)
+        if step % t.save_every == 0 or step == last:
+            save(step)
+    bar.close()
+    seconds = time.perf_counter() - started
+    rate = (step - first_step) / max(time.perf_counter() - loop_started, 1e-9)
+    if is_main:
+        _write_run(run, recipe, step, seconds, rate, world, str(dev))
+    accelerator.wait_for_everyone()
+    return TrainResult(run, run / "model", step, losses, seconds, rate)
+
+
+def _export(model: SVDModel, unet, ema: dict | None, folder: Path) -> None:
+    """Export the EMA weights (or the raw ones) as a diffusers folder, leaving the training UNet untouched."""
+    import copy
+
+    export_unet = copy.deepcopy(unet).eval().requires_grad_(False)
+    if ema is not None:
+        current = export_unet.state_dict()
+        export_unet.load_state_dict({k: ema[k].to(v.dtype) for k, v in current.items()})
+    export_model(replace(model, unet=export_unet), folder)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (a killed run may have logged steps its last checkpoint does not hold)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _write_run(run: Path, recipe: Recipe, step: int, seconds: float, rate: float, world: int, device: str) -> None:
+    from svd3d.media import write_json
+    from svd3d.runinfo import command_line, versions
+
+    write_json(run / "run.json", {"job": "train", "command": command_line(), "recipe": recipe.to_dict(),
+                                  "step": step, "seconds_this_call": round(seconds, 2),
+                                  "steps_per_second": round(rate, 4), "processes": world, "device": device,
+                                  "versions": versions()})  # fmt: skip

@@ -1,0 +1,280 @@
+"""Training recipes: TOML files read into typed, validated dataclasses. Unknown keys are rejected by name.
+
+A recipe has five sections (every key optional except where noted; defaults below):
+
+    name = "tiny-orbit"                 # the trained model's name (ModelInfo.name)
+
+    [model]
+    kind = "orbit"                      # "video" (fps / motion conditioning) or "orbit" (camera conditioning)
+    init = "scratch"                    # "scratch" (a new model, [model.arch]) or a model reference (a path, a
+                                        # bundled name, a hub id, an sgm file): its weights start the run; a video
+                                        # model turned into an orbit model gets the camera embedding added (SV3D)
+    camera = "sv3d_p"                   # orbit models: "sv3d_p" (per-frame polar + azimuth) or "sv3d_u" (none)
+    frames = 21                         # frames per clip / orbit
+    size = 64                           # square pixel size the model is trained at
+    [model.arch]                        # init = "scratch" only: UNet / VAE / CLIP widths (svd3d.models.tiny)
+    ...
+
+    [data]
+    path = "data/orbits"                # an svd3d dataset folder (svd3d.train.data), or
+    generate = "procedural"             # ... one made on first use into <run>/data: procedural | clips
+    count = 512                         # objects / clips to generate
+    seed = 0
+    held_out = 16                       # objects kept out of training (svd3d eval orbit uses them)
+
+    [noise]                             # EDM training noise (log-normal sigma) and the model's sampling range
+    p_mean = -1.2                       # ln sigma ~ N(p_mean, p_std^2). SVD fine-tuning at 576 px: 0.7 / 1.6;
+    p_std = 1.2                         # 32-64 px latents: EDM's -1.2 / 1.2 (the SVD values waste the steps)
+    sigma_min = 0.002
+    sigma_max = 80.0                    # recorded in the model for sampling (SVD: 700)
+    cond_aug_mean = -3.0                # noise augmentation of the conditioning frame: ln s ~ N(mean, std^2);
+    cond_aug_std = 0.5                  # cond_aug_std = 0 gives exactly exp(cond_aug_mean)
+    cond_dropout = 0.1                  # probability of the unconditional branch (CLIP token + image latent zeroed)
+
+    [optim]
+    lr = 1e-4
+    weight_decay = 0.01
+    betas = [0.9, 0.999]
+    warmup = 100                        # linear warm-up steps
+    grad_clip = 1.0                     # max gradient norm (0: off)
+
+    [train]
+    steps = 1000
+    batch = 8                           # global batch (all processes and accumulation steps together)
+    grad_accum = 1
+    precision = "no"                    # "no", "bf16" (CPU and GPU) or "fp16" (GPU only)
+    gradient_checkpointing = false
+    ema_decay = 0.999                   # 0: no EMA (the exported model is then the raw weights)
+    save_every = 200                    # checkpoint (exact resume) and exported model every N steps
+    keep = 2                            # checkpoints kept
+    log_every = 10
+    seed = 0
+    vae_steps = 0                       # init = "scratch": train the VAE (reconstruction + KL) first, this many steps
+    vae_lr = 1e-3
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import tomllib
+
+from svd3d.errors import SVD3DError
+
+
+@dataclass(frozen=True)
+class ArchSection:
+    """Widths of a model built from scratch (see svd3d.models.tiny; the defaults are its tiny model)."""
+
+    unet_channels: int = 64  # at least 64: GroupNorm(32) over 32 channels erases the time / vector embedding
+    unet_mult: tuple[int, ...] = (1, 1, 1)
+    unet_blocks: int = 1
+    attention_levels: tuple[int, ...] = (1, 2)  # which levels (0 = finest) have spatial + temporal attention
+    head_channels: int = 32
+    context_dim: int = 32  # CLIP projection width
+    vae_channels: tuple[int, ...] = (32, 32, 32, 32)  # one entry per level; len - 1 halvings of the image
+    vae_blocks: int = 2
+    clip_width: int = 48
+    clip_layers: int = 2
+    clip_heads: int = 3
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    kind: Literal["video", "orbit"] = "orbit"
+    init: str = "scratch"
+    camera: Literal["sv3d_p", "sv3d_u"] = "sv3d_p"
+    frames: int = 21
+    size: int = 64
+    arch: ArchSection = field(default_factory=ArchSection)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    path: str = ""
+    generate: Literal["", "procedural", "clips"] = ""
+    count: int = 256
+    seed: int = 0
+    held_out: int = 0
+
+
+@dataclass(frozen=True)
+class NoiseSection:
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    cond_aug_mean: float = -3.0
+    cond_aug_std: float = 0.5
+    cond_dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: int = 100
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    steps: int = 1000
+    batch: int = 8
+    grad_accum: int = 1
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    gradient_checkpointing: bool = False
+    ema_decay: float = 0.999
+    save_every: int = 200
+    keep: int = 2
+    log_every: int = 10
+    seed: int = 0
+    vae_steps: int = 0
+    vae_lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    noise: NoiseSection = field(default_factory=NoiseSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    source: str = ""  # the file it was read from (its folder resolves relative data paths)
+
+    def to_dict(self) -> dict:
+        """Plain TOML-able values (tuples as lists), for run records and checkpoints."""
+        return _plain(self)
+
+
+def _plain(value):
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _convert(cls, data: Any, where: str):
+    """Build dataclass `cls` from a TOML table, checking every key and type; `where` names the table in errors."""
+    if not isinstance(data, dict):
+        raise SVD3DError(f"[{where}] must be a table, got {data!r}")
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise SVD3DError(
+            f"unknown key(s) {', '.join(repr(k) for k in unknown)} in [{where}]; known keys: {', '.join(known)}"
+        )
+    values = {}
+    for name, f in known.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise SVD3DError(f"[{where}] needs the key {name!r}")
+            continue
+        values[name] = _value(hints[name], data[name], f"{where}.{name}" if where != "recipe" else name)
+    return cls(**values)
+
+
+def _value(hint, value, where: str):
+    origin = get_origin(hint)
+    if is_dataclass(hint):
+        return _convert(hint, value, where)
+    if origin is Literal:
+        if value not in get_args(hint):
+            choices = ", ".join(repr(a) for a in get_args(hint))
+            raise SVD3DError(f"{where} = {value!r} is not one of {choices}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SVD3DError(f"{where} must be a list, got {value!r}")
+        args = get_args(hint)
+        item = args[0]
+        if len(args) == 2 and args[1] is not Ellipsis:
+            if len(value) != 2:
+                raise SVD3DError(f"{where} must have 2 entries, got {value!r}")
+        return tuple(_value(item, v, where) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise SVD3DError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SVD3DError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SVD3DError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise SVD3DError(f"{where} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported recipe type {hint} at {where}")  # a programming error, not user input
+
+
+def check_recipe(recipe: Recipe) -> Recipe:
+    """Range checks that types cannot express; returns the recipe."""
+    m, d, n, o, t = recipe.model, recipe.data, recipe.noise, recipe.optim, recipe.train
+    rules = [
+        (m.frames >= 1, f"model.frames must be >= 1, got {m.frames}"),
+        (m.size >= 8 and m.size % 8 == 0, f"model.size must be a multiple of 8 (>= 8), got {m.size}"),
+        (bool(d.path) != bool(d.generate), "[data] needs exactly one of path (a dataset folder) or generate"),
+        (d.count >= 1 and d.held_out >= 0, f"data.count must be >= 1 and held_out >= 0, got {d.count}, {d.held_out}"),
+        (n.p_std > 0 and 0 < n.sigma_min < n.sigma_max, "noise: need p_std > 0 and 0 < sigma_min < sigma_max"),
+        (n.cond_aug_std >= 0 and 0 <= n.cond_dropout < 1, "noise: need cond_aug_std >= 0, 0 <= cond_dropout < 1"),
+        (o.lr > 0 and o.warmup >= 0 and o.grad_clip >= 0, "optim: need lr > 0, warmup >= 0, grad_clip >= 0"),
+        (t.steps >= 1 and t.batch >= 1 and t.grad_accum >= 1, "train: steps, batch and grad_accum must be >= 1"),
+        (t.batch % t.grad_accum == 0, f"train.batch {t.batch} must be divisible by train.grad_accum {t.grad_accum}"),
+        (0 <= t.ema_decay < 1, f"train.ema_decay must be in [0, 1), got {t.ema_decay}"),
+        (t.save_every >= 1 and t.keep >= 1 and t.log_every >= 1, "train: save_every, keep, log_every must be >= 1"),
+        (t.vae_steps >= 0, f"train.vae_steps must be >= 0, got {t.vae_steps}"),
+        (t.vae_steps == 0 or m.init == "scratch", "train.vae_steps needs model.init = 'scratch'"),
+        (m.arch.unet_channels >= 64, f"model.arch.unet_channels must be >= 64, got {m.arch.unet_channels}"),
+        (m.size % (2 ** (len(m.arch.vae_channels) - 1)) == 0 or m.init != "scratch",
+         f"model.size {m.size} must be divisible by the VAE's downsampling {2 ** (len(m.arch.vae_channels) - 1)}"),
+    ]  # fmt: skip
+    for ok, message in rules:
+        if not ok:
+            raise SVD3DError(f"recipe {recipe.name!r}: {message}")
+    generated_kind = {"procedural": "orbit", "clips": "video"}.get(d.generate)
+    if generated_kind and generated_kind != m.kind:
+        raise SVD3DError(f"recipe {recipe.name!r}: data.generate = {d.generate!r} makes {generated_kind} data, "
+                         f"but model.kind is {m.kind!r}")  # fmt: skip
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a recipe TOML (plus `overrides`: {"train.steps": 2, ...}) into a checked Recipe."""
+    path = Path(path)
+    if not path.is_file():
+        raise SVD3DError(f"recipe {path} does not exist; the bundled recipes are in recipes/ (e.g. recipes/debug.toml)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SVD3DError(f"recipe {path} is not valid TOML: {err}") from None
+    for key, value in (overrides or {}).items():
+        table = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            table = table.setdefault(p, {})
+        table[leaf] = value
+    data.setdefault("name", path.stem)
+    recipe = _convert(Recipe, data, "recipe")
+    return check_recipe(Recipe(**{**{f.name: getattr(recipe, f.name) for f in fields(Recipe)}, "source": str(path)}))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.steps=2' -> ('train.steps', 2): the value is read as TOML (strings may be bare)."""
+    if "=" not in text:
+        raise SVD3DError(f"--set {text!r} must look like section.key=value, e.g. train.steps=2")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value

@@ -1,0 +1,59 @@
+"""svd3d.models.attention: single-token cross-attention computed without the attention, exactly."""
+
+from __future__ import annotations
+
+import torch
+
+from svd3d.models.attention import (
+    SingleKeyAttnProcessor,
+    dead_cross_attention_parameters,
+    use_single_key_cross_attention,
+)
+from svd3d.models.tiny import tiny_random_model
+
+
+def _inputs(dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 8, 8, 8, generator=g, dtype=dtype)
+    t = torch.randn(2, generator=g, dtype=dtype)
+    ctx = torch.randn(2, 1, 32, generator=g, dtype=dtype)
+    vector = torch.randn(2, 5, 3, generator=g, dtype=dtype)
+    return x, t, ctx, vector
+
+
+def test_same_outputs_as_diffusers_attention():
+    unet = tiny_random_model("orbit").unet
+    x, t, ctx, vector = _inputs()
+    with torch.no_grad():
+        before = unet(x, t, encoder_hidden_states=ctx, added_time_ids=vector, return_dict=False)[0]
+        layers = sum(name.endswith("attn2") for name, _ in unet.named_modules())  # spatial + temporal, every block
+        assert layers > 0 and use_single_key_cross_attention(unet) == layers
+        after = unet(x, t, encoder_hidden_states=ctx, added_time_ids=vector, return_dict=False)[0]
+    torch.testing.assert_close(after, before, atol=1e-6, rtol=0)
+
+
+def test_more_than_one_token_falls_back():
+    from diffusers.models.attention_processor import Attention
+
+    attn = Attention(16, cross_attention_dim=8, heads=2, dim_head=8)
+    hidden, context = torch.randn(3, 10, 16), torch.randn(3, 4, 8)
+    with torch.no_grad():
+        expected = attn(hidden, encoder_hidden_states=context)
+        attn.set_processor(SingleKeyAttnProcessor())
+        torch.testing.assert_close(attn(hidden, encoder_hidden_states=context), expected)
+
+
+def test_dead_parameters_really_have_zero_gradient():
+    """In float64 the query / key / norm2 gradients of one-token cross-attention vanish with diffusers' own
+    attention; every other parameter still gets a gradient with the single-key processor (DDP needs that)."""
+    unet = tiny_random_model("orbit").unet.double().train().requires_grad_(True)
+    x, t, ctx, vector = _inputs(torch.float64)
+    unet(x, t, encoder_hidden_states=ctx, added_time_ids=vector, return_dict=False)[0].pow(2).mean().backward()
+    dead = {id(p) for p in dead_cross_attention_parameters(unet)}
+    assert dead
+    largest = max(p.grad.abs().max().item() for p in unet.parameters() if id(p) in dead)
+    assert largest < 1e-12
+    unet.zero_grad(set_to_none=True)
+    use_single_key_cross_attention(unet)
+    unet(x, t, encoder_hidden_states=ctx, added_time_ids=vector, return_dict=False)[0].pow(2).mean().backward()
+    assert all((p.grad is None) == (id(p) in dead) for p in unet.parameters())

@@ -1,0 +1,261 @@
+"""svd3d.train: recipes, the objective, video -> orbit conversion, every recipe smoke-trained, exact resume after a
+kill, and 2 processes against 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from svd3d.core.conditioning import Conditioning
+from svd3d.core.denoiser import vpred_scalings
+from svd3d.errors import SVD3DError
+from svd3d.train.loop import train
+from svd3d.train.objective import diffusion_loss, drop_conditioning, loss_weight
+from svd3d.train.recipe import load_recipe, parse_override
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+DEBUG = RECIPES / "debug.toml"
+FAST = {"train.vae_steps": 0}  # the VAE phase has its own test; the rest skip it
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_bundled_recipe_parses(path):
+    recipe = load_recipe(path)
+    assert recipe.name == path.stem
+    assert recipe.model.size % 8 == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps = 3\n", "unknown key(s) 'steps' in [recipe]"),
+        ("[train]\nstepz = 2\n[data]\ngenerate = 'procedural'\n", "unknown key(s) 'stepz' in [train]"),
+        ("[model.arch]\nwidth = 2\n[data]\ngenerate = 'procedural'\n", "unknown key(s) 'width' in [model.arch]"),
+        ("[train]\nsteps = '2'\n[data]\ngenerate = 'procedural'\n", "train.steps must be an integer"),
+        ("[train]\nprecision = 'fp8'\n[data]\ngenerate = 'procedural'\n", "train.precision = 'fp8' is not one of"),
+        ("[model]\nsize = 30\n[data]\ngenerate = 'procedural'\n", "multiple of 8"),
+        ("[data]\npath = 'x'\ngenerate = 'procedural'\n", "exactly one of path"),
+        ("[model]\nkind = 'video'\n[data]\ngenerate = 'procedural'\n", "makes orbit data"),
+        ("[train]\nbatch = 6\ngrad_accum = 4\n[data]\ngenerate = 'procedural'\n", "divisible by train.grad_accum"),
+        ("[optim]\nbetas = [0.9]\n[data]\ngenerate = 'procedural'\n", "must have 2 entries"),
+        ("[train\n", "not valid TOML"),
+    ],
+)
+def test_bad_recipes_are_named(tmp_path, text, message):
+    with pytest.raises(SVD3DError) as err:
+        load_recipe(_write(tmp_path, text))
+    assert message in str(err.value)
+
+
+def test_overrides(tmp_path):
+    assert parse_override("train.steps=2") == ("train.steps", 2)
+    assert parse_override("model.init=random-tiny-video") == ("model.init", "random-tiny-video")
+    assert parse_override("optim.betas=[0.8, 0.9]") == ("optim.betas", [0.8, 0.9])
+    with pytest.raises(SVD3DError, match="section.key=value"):
+        parse_override("steps")
+    recipe = load_recipe(DEBUG, {"train.steps": 7, "model.arch.unet_blocks": 2})
+    assert recipe.train.steps == 7 and recipe.model.arch.unet_blocks == 2
+    with pytest.raises(SVD3DError, match="unknown key"):
+        load_recipe(DEBUG, {"train.speed": 1})
+    with pytest.raises(SVD3DError, match="does not exist"):
+        load_recipe(tmp_path / "missing.toml")
+
+
+# ------------------------------------------------------------------------------------------------ objective
+
+
+def test_loss_is_the_plain_mse_of_the_network_target():
+    """lambda(sigma) |D - y|^2 == |F - (y - c_skip x) / c_out|^2: every noise level weighs the same."""
+    torch.manual_seed(0)
+    y, noise = torch.randn(3, 2, 4, 4, 4), torch.randn(3, 2, 4, 4, 4)
+    sigma = torch.tensor([0.05, 1.0, 30.0])
+    cond = Conditioning(torch.zeros(3, 1, 8), torch.randn(3, 4, 4, 4), torch.zeros(3, 2, 1))
+    out = torch.randn(3, 2, 4, 4, 4)
+    loss = diffusion_loss(lambda x_in, c, cnd: out, y, cond, sigma, noise)
+    s = sigma.view(-1, 1, 1, 1, 1)
+    c_skip, c_out, _, _ = vpred_scalings(s)
+    target = (y - c_skip * (y + s * noise)) / c_out
+    torch.testing.assert_close(loss, ((out - target) ** 2).flatten(1).mean(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loss_weight(torch.tensor(1.0)), torch.tensor(2.0))
+
+
+def test_dropout_is_the_unconditional_branch():
+    cond = Conditioning(torch.randn(2, 1, 8), torch.randn(2, 4, 3, 3), torch.randn(2, 5, 3))
+    dropped = drop_conditioning(cond, torch.tensor([True, False]))
+    uncond = cond.unconditional()
+    assert torch.equal(dropped.clip_embeds[0], uncond.clip_embeds[0])
+    assert torch.equal(dropped.concat_latent[0], uncond.concat_latent[0])
+    assert torch.equal(dropped.clip_embeds[1], cond.clip_embeds[1]) and torch.equal(dropped.vector, cond.vector)
+
+
+def test_video_model_becomes_an_orbit_model_that_starts_where_it_was():
+    from dataclasses import replace
+
+    from svd3d.models.info import RELEASED
+    from svd3d.models.tiny import tiny_random_model
+    from svd3d.train.models import orbit_from_video
+
+    video = tiny_random_model("video")
+    orbit = orbit_from_video(video, replace(RELEASED["sv3d_p"], num_frames=8, decoder="temporal"))
+    assert orbit.unet.vector_names == ("cond_aug", "polars_rad", "azimuths_rad")
+    torch.manual_seed(0)
+    x, t, ctx = torch.randn(1, 8, 8, 8, 8), torch.tensor([0.3]), torch.randn(1, 1, 32)
+    video_vector = torch.tensor([[video.info.fps - 1.0, video.info.motion_bucket_id, 0.02]])
+    camera = torch.tensor([[0.02, 1.3, 0.7]])[:, None].expand(1, 8, 3)  # any camera: its weights start at zero
+    with torch.no_grad():
+        a = video.unet(x, t, encoder_hidden_states=ctx, added_time_ids=video_vector, return_dict=False)[0]
+        b = orbit.unet(x, t, encoder_hidden_states=ctx, added_time_ids=camera, return_dict=False)[0]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert orbit.unet.add_embedding.linear_1.weight[:, 256:].abs().max() == 0
+    with pytest.raises(SVD3DError, match="starts from a video model"):
+        orbit_from_video(orbit, orbit.info)
+
+
+# ------------------------------------------------------------------------------------------------ training runs
+
+
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    """The debug recipe as shipped: procedural data generated into the run, VAE phase, 2 UNet steps."""
+    run = tmp_path_factory.mktemp("train") / "debug"
+    return train(DEBUG, run, progress=False)
+
+
+def test_debug_recipe_trains_and_its_model_makes_orbits(debug_run, tmp_path):
+    from svd3d.pipelines.orbit import generate_orbit
+
+    run = debug_run.run
+    assert debug_run.step == 2 and len(debug_run.losses) == 2 and all(np.isfinite(debug_run.losses))
+    assert [c.name for c in sorted((run / "checkpoints").iterdir())] == ["step-000001", "step-000002"]
+    assert sorted(load_file(str(run / "checkpoints/step-000002/vae.safetensors")))  # scratch: its VAE was trained
+    assert (run / "held_out" / "manifest.json").is_file() and (run / "data" / "manifest.json").is_file()
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in logged] == [1, 2]
+    assert json.loads((run / "run.json").read_text())["step"] == 2
+    result = generate_orbit(
+        Path(__file__).resolve().parents[1] / "assets/examples/balloon.png",
+        model=str(debug_run.model_dir),
+        steps=2,
+        output=tmp_path / "orbit",
+        progress=False,
+    )
+    assert result.frames.shape == (5, 32, 32, 3)
+    assert (tmp_path / "orbit" / "transforms.json").is_file()
+
+
+def _small_dataset(folder: Path) -> Path:
+    from svd3d.train.procedural import procedural_orbit_dataset
+
+    procedural_orbit_dataset(3, folder, size=32, frames=5, orbits=("static",), seed=3)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("tiny-video", {"data.count": 6, "data.held_out": 2, "model.frames": 4, "model.size": 32,
+                        "train.batch": 2, "train.vae_steps": 2}),
+        ("tiny-orbit", {"model.init": "random-tiny-video", "data.count": 3, "data.held_out": 1,
+                        "model.frames": 5, "model.size": 32, "train.batch": 2}),
+        ("sv3d-p-from-svd-xt", {"model.init": "random-tiny-video", "model.frames": 5, "model.size": 32,
+                                "data.held_out": 1, "train.batch": 2}),
+    ],
+)  # fmt: skip
+def test_every_recipe_smoke_trains(tmp_path, name, overrides):
+    """Each shipped recipe through the real loop for 2 steps, shrunk to test size (its own noise, optimiser,
+    precision, gradient checkpointing and EMA settings kept); the full-size init is replaced by a tiny video model."""
+    overrides = {**overrides, "train.steps": 2, "train.save_every": 2}
+    if name == "sv3d-p-from-svd-xt":
+        overrides["data.path"] = str(_small_dataset(tmp_path / "orbits"))
+    result = train(RECIPES / f"{name}.toml", tmp_path / "run", overrides=overrides, progress=False)
+    assert result.step == 2 and all(np.isfinite(result.losses))
+    info = json.loads((result.model_dir / "svd3d.json").read_text())
+    assert info["name"] == name and info["kind"] == ("video" if name == "tiny-video" else "orbit")
+
+
+def _weights(run: Path, step: int, name: str = "unet") -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoints" / f"step-{step:06d}" / f"{name}.safetensors"))
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "svd3d", "-q", "train", str(DEBUG), *args]
+
+
+def test_resume_after_a_kill_is_exact(tmp_path):
+    """A run killed (SIGKILL) after a checkpoint and resumed ends bit-identical to one that never stopped."""
+    sets = ["--set", "train.steps=14", "--set", "train.save_every=2", "--set", "train.keep=20"]
+    overrides = {"train.steps": 14, "train.save_every": 2, "train.keep": 20}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli("-o", str(killed), *sets), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "step-000002" / "state.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    stopped = max(int(p.name.split("-")[1]) for p in (killed / "checkpoints").glob("step-*[0-9]"))
+    assert stopped < 14, "the kill came too late to test a resume"
+    resumed = train(DEBUG, killed, overrides=overrides, progress=False)
+    straight = train(DEBUG, tmp_path / "straight", overrides=overrides, progress=False)
+    assert resumed.step == straight.step == 14
+    a, b = _weights(killed, 14), _weights(tmp_path / "straight", 14)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ema_a, ema_b = _weights(killed, 14, "ema"), _weights(tmp_path / "straight", 14, "ema")
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    log_a = [json.loads(x)["loss"] for x in (killed / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x)["loss"] for x in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert log_a == log_b and len(log_a) == 14
+
+
+def test_two_processes_follow_one(tmp_path):
+    """accelerate with 2 CPU processes and the same global batch: step 1 sees exactly the same samples and noise
+    (its loss agrees to float precision), the first update agrees entry by entry (gradients are averaged across
+    processes), and the loss trajectory stays together.
+
+    Why not bit-equal: splitting a batch changes float32 summation order (~2e-4 relative in the gradients; exactly
+    0 in float64), and Adam's first steps move every weight by about lr x sign(gradient), so entries whose gradient
+    is nearly zero can step either way. One process with grad_accum = 2 differs from grad_accum = 1 just as much."""
+    pytest.importorskip("accelerate")
+    sets = ["--set", "train.steps=3", "--set", "train.save_every=1", "--set", "train.keep=5",
+            "--set", "train.vae_steps=0", "--set", "optim.lr=1e-4"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    two = subprocess.run([*launch, "-m", "svd3d", "-q", "train", str(DEBUG), "-o", str(tmp_path / "two"), *sets],
+                         capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run(_cli("-o", str(tmp_path / "one"), *sets), capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    runs = tmp_path / "one", tmp_path / "two"
+    losses = [[json.loads(x)["loss"] for x in (r / "log.jsonl").read_text().splitlines()] for r in runs]
+    assert len(losses[0]) == len(losses[1]) == 3
+    assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
+    assert np.allclose(losses[0], losses[1], rtol=0.02), losses
+    # the first update, entry by entry: with averaged gradients nearly every entry steps the same way
+    from svd3d.train.models import initial_model
+
+    start = initial_model(load_recipe(DEBUG, {"train.vae_steps": 0})).unet.state_dict()
+    a, b = _weights(runs[0], 1), _weights(runs[1], 1)
+    differ = sum(int(((a[k] - start[k]) - (b[k] - start[k])).abs().gt(0.5e-4).sum()) for k in a)
+    total = sum(v.numel() for v in a.values())
+    assert differ / total < 0.01, f"{differ} of {total} weights stepped differently"
