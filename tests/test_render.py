@@ -90,6 +90,27 @@ def test_static_orbit_alone_leaves_the_bottom_wedge(box_views):
     assert below > 3
 
 
+def test_the_lowest_rim_finds_the_floor_and_the_cut_removes_the_wedge(box_views):
+    """The rays through the bottom rows of each silhouette touch the box's bottom edge: the floor lies within a voxel
+    and a half of the true bottom, and cutting below it leaves the hull's lowest voxels at the bottom."""
+    from svd3d.recon.hull import cut_below, lowest_rim_height
+
+    static = slice(0, 21)
+    masks, c2w = box_views.masks[static], box_views.c2w[static]
+    hull = carve_visual_hull(masks, c2w, box_views.intrinsics, 128, bounds=0.55)
+    floor = lowest_rim_height(hull, masks, c2w, box_views.intrinsics)
+    bottom = box().bounds[0, 1]
+    assert abs(floor - bottom) < 1.5 * hull.voxel_size[1], (floor, bottom)
+    cut = cut_below(hull, floor)
+    assert (bottom - cut.points()[:, 1].min()) / hull.voxel_size[1] <= 2.5
+    assert cut.occupancy.sum() < hull.occupancy.sum()
+    assert (cut.occupancy <= hull.occupancy).all()  # it only removes
+    # a silhouette that reaches the image's bottom edge says nothing about the floor
+    cropped = masks.copy()
+    cropped[:, -1, :] = True
+    assert lowest_rim_height(hull, cropped, c2w, box_views.intrinsics) is None
+
+
 def test_mirrored_azimuths_reproject_clearly_worse():
     elevations, azimuths = StaticOrbit(elevation=10, num_frames=21).angles()
     views = render_views(l_shape(), elevations, azimuths, size=256, light=None)

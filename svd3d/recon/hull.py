@@ -165,3 +165,44 @@ def silhouette_iou(hull: HullGrid, masks: np.ndarray, c2w: np.ndarray, intrinsic
     inter = (rendered & masks).sum(axis=(1, 2))
     union = (rendered | masks).sum(axis=(1, 2))
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def lowest_rim_height(
+    hull: HullGrid, masks: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics, rows: int = 2
+) -> float | None:
+    """World height (y) of the lowest point known to lie on the object: per view, the rays through the lowest
+    `rows` rows of its silhouette enter the hull on the silhouette's rim, which touches the object there; the
+    lowest entry point over all views. None when no view gives one (views whose silhouette reaches the image's
+    bottom edge are skipped: the object may go on below the frame)."""
+    from svd3d.render import _open3d
+
+    masks = _binary(masks)
+    mesh = hull.to_mesh()
+    o3d = _open3d()
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32))
+    )
+    lowest = []
+    for mask, cam in zip(masks, np.asarray(c2w, np.float64), strict=True):
+        filled = np.flatnonzero(mask.any(axis=1))
+        if len(filled) == 0 or filled[-1] >= mask.shape[0] - 1:
+            continue
+        vs, us = np.nonzero(mask[filled[-1] - rows + 1 : filled[-1] + 1])
+        vs = vs + filled[-1] - rows + 1
+        local = np.stack([(us + 0.5 - intrinsics.cx) / intrinsics.fl_x, -(vs + 0.5 - intrinsics.cy) / intrinsics.fl_y,
+                          -np.ones(len(us))], -1)  # fmt: skip
+        dirs = local @ cam[:3, :3].T
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        origins = np.broadcast_to(cam[:3, 3], dirs.shape)
+        t = scene.cast_rays(o3d.core.Tensor(np.concatenate([origins, dirs], 1).astype(np.float32)))["t_hit"].numpy()
+        hit = np.isfinite(t)
+        if hit.any():
+            lowest.append(float((origins[hit, 1] + t[hit] * dirs[hit, 1]).min()))
+    return min(lowest) if lowest else None
+
+
+def cut_below(hull: HullGrid, height: float) -> HullGrid:
+    """The hull without the voxels whose centres lie more than one voxel below `height` (world y)."""
+    keep = hull.axes[1] >= height - hull.voxel_size[1]
+    return HullGrid(hull.occupancy & keep[None, :, None], hull.axes)

@@ -1,6 +1,6 @@
 """Posed views -> a clean, textured, engine-ready mesh, as one unrolled function.
 
-masks -> visual hull (+ the azimuth-direction check) -> radiance field (or the hull, or nerfacto) -> marching cubes
+masks -> visual hull (+ the azimuth-direction check and a flat cut below the lowest rim) -> radiance field (or the hull, or nerfacto) -> marching cubes
 -> cleanup -> decimation -> UV unwrap -> texture bake -> export, then quality numbers svd3d can compute itself.
 """
 
@@ -137,7 +137,7 @@ def reconstruct(
              views.intrinsics.height, folder, views.mask_source, method)  # fmt: skip
 
     # 3. the azimuth-direction check, then the visual hull
-    from svd3d.recon.hull import carve_visual_hull
+    from svd3d.recon.hull import carve_visual_hull, cut_below, lowest_rim_height
 
     with timer("hull"):
         direction = check_direction(views)
@@ -152,6 +152,13 @@ def reconstruct(
         hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution)
         if not hull.occupancy.any():
             raise SVD3DError(f"the views in {folder} share no volume: their cameras do not match the images")
+        # no view sees below the lowest silhouette rim: the hull's wedge there is a guess; a flat cut is a better one
+        floor = lowest_rim_height(hull, views.masks, views.c2w, views.intrinsics)
+        if floor is not None:
+            before = int(hull.occupancy.sum())
+            hull = cut_below(hull, floor)
+            log.info("floor: the lowest silhouette rim is at y = %.4f; cut %d hull voxels below it", floor,
+                     before - int(hull.occupancy.sum()))  # fmt: skip
 
     # 4. the surface
     with timer("fit"):
@@ -230,6 +237,7 @@ def reconstruct(
             "masks_from": views.mask_source,
         },  # fmt: skip
         "direction_check": {k: v for k, v in direction.items() if k != "c2w"},
+        "floor_y": floor,
         "hull": {"resolution": hull_resolution, "volume_m3": hull.volume()},
         "mesh": {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "uv": uv},
         "quality": quality,
