@@ -218,27 +218,28 @@ class _AutoEncoder(torch.nn.Module):
 
 def _train_vae(recipe: Recipe, model: SVDModel, data, accelerator, progress: bool) -> list[float]:
     """Scratch models: fit the VAE to the data's frames (MSE reconstruction + 1e-6 KL), train.vae_steps steps of
-    train.batch clips of up to 8 frames (a temporal decoder sees them as clips)."""
+    train.vae_batch clips of train.vae_frames consecutive frames (a temporal decoder sees them as clips)."""
     from tqdm.auto import tqdm
 
     from svd3d.core.vae import decoder_takes_frames, latent_factor
 
     t, m = recipe.train, recipe.model
-    clip_frames = min(m.frames, 8)
+    clip_frames = min(data.frames.shape[1], t.vae_frames)
+    batch = t.vae_batch
     factor = latent_factor(model.vae)
     latent = (model.vae.config.latent_channels, m.size // factor, m.size // factor)
     model.vae.train().requires_grad_(True)
     module = _AutoEncoder(model.vae, clip_frames if decoder_takes_frames(model.vae) else None)
     optimizer = torch.optim.AdamW(model.vae.parameters(), lr=t.vae_lr, weight_decay=0.0)
     module, optimizer = accelerator.prepare(module, optimizer)
-    per_rank = _share(t.batch, accelerator.num_processes)
+    per_rank = _share(batch, accelerator.num_processes)
     mine = slice(accelerator.process_index * per_rank, (accelerator.process_index + 1) * per_rank)
     losses = []
     for step in tqdm(range(t.vae_steps), desc="vae", disable=not (progress and accelerator.is_main_process)):
         g = _generator(t.seed, step, phase=1)
-        index = torch.randint(len(data), (t.batch,), generator=g)
-        start = torch.randint(data.frames.shape[1] - clip_frames + 1, (t.batch,), generator=g)
-        eps = torch.randn(t.batch * clip_frames, *latent, generator=g)
+        index = torch.randint(len(data), (batch,), generator=g)
+        start = torch.randint(data.frames.shape[1] - clip_frames + 1, (batch,), generator=g)
+        eps = torch.randn(batch * clip_frames, *latent, generator=g)
         clips = np.stack(
             [data.frames[int(i), int(s) : int(s) + clip_frames] for i, s in zip(index[mine], start[mine], strict=True)]
         )
