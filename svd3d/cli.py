@@ -454,8 +454,8 @@ def data(kind: str, source: Path | None, output: Path, count: int | None, size: 
 
     folder, dataset = _run(work)
     n, t, h, w = dataset.frames.shape[:4]
-    click.echo(f"wrote {folder} ({n} {'objects' if kind in ('procedural', 'meshes') else 'clips'} x {t} frames "
-               f"at {w}x{h})")  # fmt: skip
+    what = f"{len(dataset.objects())} objects, {n} orbits" if kind in ("procedural", "meshes") else f"{n} clips"
+    click.echo(f"wrote {folder} ({what} x {t} frames at {w}x{h})")
 
 
 @main.command("models")
