@@ -100,6 +100,9 @@ def load_mesh(path: str | Path, fit: float = 1.0, fit_to: FitTo = "cube", *, nor
         raise SVD3DError(f"fit_to must be 'cube' or 'sphere', got {fit_to!r}")
     try:
         scene = trimesh.load(path, force="scene")
+        if path.suffix.lower() in (".glb", ".gltf"):
+            for name, geometry in list(scene.geometry.items()):
+                scene.geometry[name] = _gltf_vertex_colors(geometry)
         mesh = scene.to_mesh() if len(scene.geometry) else None
     except Exception as err:  # trimesh raises many types for bad files
         raise SVD3DError(f"cannot read mesh {path}: {type(err).__name__}: {err}") from None
@@ -120,6 +123,34 @@ def load_mesh(path: str | Path, fit: float = 1.0, fit_to: FitTo = "cube", *, nor
     mesh.apply_transform(transform)
     mesh.metadata["svd3d_normalisation"] = {"center": center.tolist(), "scale": scale}
     return mesh
+
+
+def _gltf_vertex_colors(geometry):
+    """A glTF primitive with COLOR_0 and a material without a texture (what exporters, svd3d's included, write for
+    vertex-coloured meshes) comes from trimesh as TextureVisuals whose colours sit unused in vertex_attributes;
+    flattening the scene would drop them. Give it ColorVisuals instead: COLOR_0 is linear (glTF spec), times the
+    material's baseColorFactor, stored as sRGB bytes like every other vertex colour."""
+    import trimesh
+
+    visual = getattr(geometry, "visual", None)
+    colors = getattr(visual, "vertex_attributes", {}).get("color") if visual is not None else None
+    if visual is None or visual.kind != "texture" or colors is None or len(colors) != len(geometry.vertices):
+        return geometry
+    material = visual.material
+    if getattr(material, "baseColorTexture", None) is not None or getattr(material, "image", None) is not None:
+        return geometry
+    raw = np.asarray(colors)
+    linear = raw[:, :3].astype(np.float64) / (255.0 if raw.dtype == np.uint8 else 1.0)
+    factor = _rgb(getattr(material, "baseColorFactor", None))
+    if factor is not None:
+        linear = linear * factor
+    alpha = raw[:, 3:4].astype(np.float64) / (255.0 if raw.dtype == np.uint8 else 1.0) if raw.shape[1] > 3 else None
+    rgba = np.concatenate(
+        [_linear_to_srgb(np.clip(linear, 0, 1)), np.ones((len(raw), 1)) if alpha is None else alpha], 1
+    )
+    out = geometry.copy()
+    out.visual = trimesh.visual.ColorVisuals(out, vertex_colors=np.round(np.clip(rgba, 0, 1) * 255).astype(np.uint8))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ surface

@@ -193,6 +193,28 @@ def test_textured_glb_renders_like_the_source(textured, tmp_path):
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 
+def test_vertex_colored_glb_renders_in_its_colours(tmp_path):
+    """svd3d's own --no-uv GLB (linear COLOR_0 + a material) must not load grey: load_mesh reads COLOR_0."""
+    from svd3d.render import load_mesh
+
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    colours = np.where(mesh.vertices[:, :1] > 0, [[200, 30, 30, 255]], [[20, 60, 210, 255]]).astype(np.uint8)
+    mesh.visual.vertex_colors = colours
+    path = tmp_path / "mesh.glb"
+    export_mesh(mesh, path)
+    angles = ([10.0, 5.0], [90.0, 270.0])  # one view of each half
+    a = render_views(load_mesh(path, fit_to="sphere"), *angles, size=64, light=None).rgba
+    b = render_views(load_mesh(_save_ply(mesh, tmp_path), fit_to="sphere"), *angles, size=64, light=None).rgba
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+    assert tuple(a[0, 32, 32, :3]) != tuple(a[1, 32, 32, :3])  # not one grey
+
+
+def _save_ply(mesh: trimesh.Trimesh, folder) -> str:
+    path = folder / "mesh.ply"
+    mesh.export(path)
+    return str(path)
+
+
 # ------------------------------------------------------------------------------------------------ height
 
 
