@@ -151,6 +151,9 @@ def test_debug_recipe_trains_and_its_model_makes_orbits(debug_run, tmp_path):
     logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in logged] == [1, 2]
     assert json.loads((run / "run.json").read_text())["step"] == 2
+    card = (run / "model" / "README.md").read_text()
+    assert "# debug" in card and "2 steps of batch 4" in card and "h on 1 x cpu" in card
+    assert json.loads((run / "checkpoints/step-000002/state.json").read_text())["compute_seconds"] > 0
     result = generate_orbit(
         Path(__file__).resolve().parents[1] / "assets/examples/balloon.png",
         model=str(debug_run.model_dir),

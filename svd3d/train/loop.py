@@ -309,10 +309,10 @@ def train(
     # 2. data and the starting model
     data = _load_data(recipe, run, is_main, accelerator.wait_for_everyone)
     model = initial_model(recipe)
-    step, losses = 0, []
+    step, losses, spent = 0, [], 0.0  # spent: compute seconds of earlier calls (from the checkpoint)
     if checkpoints:
         tensors, optimizer_state, state = load_checkpoint(checkpoints[-1].folder)
-        step = int(state["step"])
+        step, spent = int(state["step"]), float(state.get("compute_seconds", 0.0))
         for name in ("vae", "image_encoder"):
             if name in tensors:
                 getattr(model, name).load_state_dict(tensors[name])
@@ -363,8 +363,12 @@ def train(
                 weights["vae"] = model.vae.state_dict()
                 weights["image_encoder"] = model.image_encoder.state_dict()
             opt = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
-            save_checkpoint(run, at_step, weights, opt, {"recipe": recipe.to_dict()}, t.keep)
+            compute = spent + time.perf_counter() - started
+            record = {"recipe": recipe.to_dict(), "compute_seconds": round(compute, 1), "device": str(dev),
+                      "processes": world, "loss": losses[-1] if losses else None}  # fmt: skip
+            save_checkpoint(run, at_step, weights, opt, record, t.keep)
             _export(model, raw_unet, ema, run / "model")
+            (run / "model" / "README.md").write_text(model_card(recipe, model, at_step, record, data))
         accelerator.wait_for_everyone()
 
     if is_main:
@@ -418,7 +422,7 @@ def train(
             bar.set_postfix(loss=f"{loss_value:.4f}")
             with open(run / "log.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "loss": loss_value, "lr": schedule.get_last_lr()[0],
-                                    "seconds": round(time.perf_counter() - started, 3)}) + "\n")  # fmt: skip
+                                    "seconds": round(spent + time.perf_counter() - started, 3)}) + "\n")  # fmt: skip
             if step % t.log_every == 0:
                 log.info("step %d loss %.4f", step, loss_value)
         if step % t.save_every == 0 or step == last:
@@ -441,6 +445,46 @@ def _export(model: SVDModel, unet, ema: dict | None, folder: Path) -> None:
         current = export_unet.state_dict()
         export_unet.load_state_dict({k: ema[k].to(v.dtype) for k, v in current.items()})
     export_model(replace(model, unet=export_unet), folder)
+
+
+def model_card(recipe: Recipe, model: SVDModel, step: int, record: dict, data) -> str:
+    """The exported model's README.md: what it is, how it was trained (recipe, data, steps, compute), its limits."""
+    m, d, t = recipe.model, recipe.data, recipe.train
+    params = {name: sum(p.numel() for p in module.parameters()) for name, module in model.modules().items()}
+    source = getattr(data, "source", {}) or {}
+    made = f"made by `svd3d data {d.generate}` (count {d.count}, seed {d.seed})" if d.generate else f"`{d.path}`"
+    unit = "objects" if m.kind == "orbit" else "clips"
+    precision = "float32" if t.precision == "no" else f"{t.precision} autocast"
+    article = "An" if m.kind == "orbit" else "A"
+    hours = record["compute_seconds"] / 3600
+    loss = "n/a" if record.get("loss") is None else f"{record['loss']:.4f}"
+    lines = [
+        f"# {recipe.name}",
+        "",
+        f"{article} {m.kind} model in svd3d's format (diffusers folders + `svd3d.json`), trained by `svd3d train` with the "
+        f"recipe `{Path(recipe.source).name or recipe.name}`. Use it with `svd3d {m.kind} IMAGE --model <this folder>`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| frames x size | {m.frames} x {m.size}x{m.size} |",
+        f"| started from | {m.init} |",
+        f"| parameters | UNet {params['unet'] / 1e6:.2f} M, VAE {params['vae'] / 1e6:.2f} M, "
+        f"image encoder {params['image_encoder'] / 1e6:.2f} M |",
+        f"| data | {made}: {len(data)} training samples of {len(data.objects())} {unit}; {d.held_out} {unit} "
+        "held out |",
+        f"| training | {step} steps of batch {t.batch}, lr {recipe.optim.lr:g}, {precision}, "
+        f"EMA {t.ema_decay:g} (these weights) |",
+        f"| compute | {hours:.2f} h on {record['processes']} x {record['device']} (all sessions, data and VAE phase "
+        "included) |",
+        f"| last training loss | {loss} |",
+        "",
+        "Data generator settings: `" + json.dumps(source, sort_keys=True)[:500] + "`",
+        "",
+        "Metrics: `svd3d eval orbit --model <this folder> --data <held-out dataset>` (orbit models) prints novel-view "
+        "PSNR / SSIM / mask IoU beside the repeat-input and mean-image baselines.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _truncate_log(path: Path, step: int) -> None:
