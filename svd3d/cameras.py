@@ -205,6 +205,18 @@ def model_order(num_frames: int, frame_order: FrameOrder) -> np.ndarray:
     raise ValueError(f"unknown frame order {frame_order!r}")
 
 
+def pixel_rays(c2w: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4, 4) OpenGL camera-to-world -> origins (N*H*W, 3) and unit directions (N*H*W, 3) float32 of the rays
+    through the pixel centres (the renderer's convention), view-major then row-major."""
+    u = (np.arange(intr.width) + 0.5 - intr.cx) / intr.fl_x
+    v = -(np.arange(intr.height) + 0.5 - intr.cy) / intr.fl_y
+    cam = np.stack([*np.meshgrid(u, v, indexing="xy"), -np.ones((intr.height, intr.width))], -1).reshape(-1, 3)
+    dirs = np.einsum("nij,pj->npi", c2w[:, :3, :3], cam)  # (N, P, 3)
+    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+    origins = np.broadcast_to(c2w[:, None, :3, 3], dirs.shape)
+    return origins.reshape(-1, 3).astype(np.float32), dirs.reshape(-1, 3).astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------- nerfstudio I/O
 
 

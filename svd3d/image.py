@@ -565,7 +565,7 @@ def _cast_shadow(rgb: np.ndarray, bg: np.ndarray, fg: np.ndarray, model: Backgro
     if not like.any():
         return like
     # colour change per pixel (Sobel of a lightly blurred image), computed around the shadow-coloured pixels only
-    left, top, right, bottom = _bbox(like)
+    left, top, right, bottom = mask_bbox(like)
     h, w = fg.shape
     win = np.s_[max(0, top - 4) : min(h, bottom + 4), max(0, left - 4) : min(w, right + 4)]
     smooth = ndimage.gaussian_filter(rgb[win], sigma=(1.0, 1.0, 0))
@@ -642,7 +642,7 @@ def _soft_edges(
     if not binary.any():
         return alpha, colour
     # work in a window around the object only
-    left, top, right, bottom = _bbox(binary)
+    left, top, right, bottom = mask_bbox(binary)
     h, w = binary.shape
     pad = MAX_EDGE_SPREAD + 6
     win = np.s_[max(0, top - pad) : min(h, bottom + pad), max(0, left - pad) : min(w, right + pad)]
@@ -779,7 +779,7 @@ def _check_found(mask: np.ndarray, name: str, why: str) -> None:
         raise SVD3DError(f"no object found in {name} ({why}); {NO_OBJECT_FIX}")
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(h, w) bool -> (left, top, right, bottom), right/bottom exclusive."""
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

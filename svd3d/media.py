@@ -162,9 +162,9 @@ def contact_sheet(images: list, labels: list[str] | None = None, columns: int = 
     return sheet
 
 
-def check_output_folder(out: Path, allowed: re.Pattern) -> None:
-    """An output folder may be new, empty, or an earlier run of the same job (names matching `allowed`);
-    a folder with anything else in it is never replaced."""
+def check_output_folder(out: Path, allowed: re.Pattern, earlier: str = "replaced") -> None:
+    """An output folder may be new, empty, or an earlier run of the same job (names matching `allowed`, which the
+    job then `earlier`: replaces, resumes, ...); a folder with anything else in it is never touched."""
     if out.exists() and not out.is_dir():
         raise SVD3DError(f"output {out} exists and is not a folder; choose another name")
     if out.is_dir():
@@ -172,5 +172,5 @@ def check_output_folder(out: Path, allowed: re.Pattern) -> None:
         if foreign:
             raise SVD3DError(
                 f"output folder {out} already holds other files ({', '.join(foreign[:3])}); choose a new folder "
-                "(an earlier svd3d output folder would be replaced)"
+                f"(an earlier svd3d output folder would be {earlier})"
             )

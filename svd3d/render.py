@@ -405,6 +405,16 @@ def _light_dirs(light: Light, c2w: np.ndarray) -> np.ndarray | None:
     return world.astype(np.float32)
 
 
+def raycasting_scene(mesh):
+    """An open3d (Embree) RaycastingScene holding the mesh's triangles: the one place svd3d builds one."""
+    o3d = _open3d()
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32))
+    )
+    return scene
+
+
 class _Prepared:
     """A mesh ready to ray-cast: the Embree scene, normals and colour source, built once per render."""
 
@@ -414,8 +424,7 @@ class _Prepared:
         faces = np.asarray(mesh.faces, dtype=np.int64)
         if len(faces) == 0:
             raise SVD3DError("the mesh has no faces; nothing to render")
-        self.scene = o3d.t.geometry.RaycastingScene()
-        self.scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
+        self.scene = raycasting_scene(mesh)
         face_normals, corner_normals = _corner_normals(vertices, faces)
         self.face_normals, self.corner_normals = face_normals.astype(np.float32), corner_normals.astype(np.float32)
         self.surface = _surface(mesh)
@@ -567,10 +576,7 @@ def render_silhouettes(mesh, c2w: np.ndarray, intrinsics: Intrinsics) -> np.ndar
     """(N, H, W) bool: which pixel-centre rays hit the mesh. Cheaper than `render_cameras` (no shading)."""
     o3d = _open3d()
     c2w = np.asarray(c2w, dtype=np.float64)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32))
-    )
+    scene = raycasting_scene(mesh)
     grid = _camera_grid(intrinsics, 1)
     out = np.empty((len(c2w), intrinsics.height, intrinsics.width), dtype=bool)
     batch = max(1, MAX_RAYS_PER_CALL // (intrinsics.height * intrinsics.width))

@@ -10,11 +10,11 @@ import pytest
 import torch
 import trimesh
 
-from svd3d.cameras import StaticOrbit
+from svd3d.cameras import StaticOrbit, pixel_rays
 from svd3d.errors import SVD3DError
 from svd3d.eval.metrics import chamfer_distance, psnr
 from svd3d.recon.extract import extract_mesh
-from svd3d.recon.field import FieldSettings, _pixel_rays, fit_field
+from svd3d.recon.field import FieldSettings, fit_field
 from svd3d.recon.hull import carve_visual_hull
 from svd3d.recon.views import load_views
 from svd3d.render import _camera_grid, render_to_folder
@@ -62,7 +62,7 @@ def test_rays_follow_the_renderer_convention():
 
     intr = Intrinsics(20, 14, 17.0, 17.0, 9.5, 7.0)
     c2w = orbit_c2w([15.0, -20.0], [30.0, 200.0])
-    origins, dirs = _pixel_rays(c2w, intr)
+    origins, dirs = pixel_rays(c2w, intr)
     reference = render_pixel_rays(c2w, _camera_grid(intr, 1)).reshape(-1, 6)
     expected = reference[:, 3:] / np.linalg.norm(reference[:, 3:], axis=1, keepdims=True)
     np.testing.assert_allclose(origins, reference[:, :3], atol=1e-6)

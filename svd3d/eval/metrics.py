@@ -63,10 +63,9 @@ def occupancy(mesh, points: np.ndarray) -> np.ndarray:
     """(M,) bool: inside the mesh, by majority vote of ray-parity tests (robust to small holes)."""
     import open3d as o3d
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32))
-    )
+    from svd3d.render import raycasting_scene
+
+    scene = raycasting_scene(mesh)
     occ = scene.compute_occupancy(o3d.core.Tensor(points.astype(np.float32)), nsamples=5)
     return occ.numpy() > 0.5
 

@@ -23,7 +23,15 @@ from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
 from svd3d.core.vae import decode_latents, encode_condition, latent_factor
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
-from svd3d.image import PreparedObject, check_size, composite_on_white, load_image, prepare_object, to_tensor
+from svd3d.image import (
+    PreparedObject,
+    check_size,
+    composite_on_white,
+    load_image,
+    mask_bbox,
+    prepare_object,
+    to_tensor,
+)
 from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
     check_guidance,
@@ -278,10 +286,9 @@ def as_conditioning(img: Image.Image, side: int) -> PreparedObject:
         mask, method = np.asarray(img.getchannel("A"), np.float32) / 255.0, "alpha"
     else:
         mask, method = mask_from_white(np.asarray(rgb, np.float32) / 255.0), "background"
-    rows, cols = np.nonzero(mask >= 0.5)
-    if len(rows) == 0:
+    if not (mask >= 0.5).any():
         raise SVD3DError(f"the {side}x{side} image used as it is shows no object: it is all white (or transparent)")
-    bbox = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    bbox = mask_bbox(mask >= 0.5)
     fraction = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) / side
     return PreparedObject(image=rgb, mask=mask, method=method, bbox=bbox, object_fraction=fraction)
 

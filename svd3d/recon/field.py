@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from svd3d.cameras import Intrinsics
+from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
 from svd3d.recon.hull import HullGrid
 from svd3d.recon.views import ViewSet
@@ -266,7 +266,7 @@ class RadianceField:
     def render(self, c2w: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
         """One view: rgb (H, W, 3) float32 composited on white and alpha (H, W) float32 accumulated opacity."""
         h, w = intrinsics.height, intrinsics.width
-        origins, dirs = _pixel_rays(np.asarray(c2w, np.float64)[None], intrinsics)
+        origins, dirs = pixel_rays(np.asarray(c2w, np.float64)[None], intrinsics)
         rgb = np.ones((h * w, 3), np.float32)
         alpha = np.zeros(h * w, np.float32)
         near, far, hit = _hull_segments(self.mask_mesh(), origins, dirs, 1.5 * float(self.mask.voxel_size.max()))
@@ -310,28 +310,13 @@ class RadianceField:
 # ------------------------------------------------------------------------------------------------ rays
 
 
-def _pixel_rays(c2w: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 4, 4) cameras -> origins (N*H*W, 3) and unit directions (N*H*W, 3) float32 through pixel centres
-    (svd3d.render's convention), view-major then row-major."""
-    u = (np.arange(intr.width) + 0.5 - intr.cx) / intr.fl_x
-    v = -(np.arange(intr.height) + 0.5 - intr.cy) / intr.fl_y
-    cam = np.stack([*np.meshgrid(u, v, indexing="xy"), -np.ones((intr.height, intr.width))], -1).reshape(-1, 3)
-    dirs = np.einsum("nij,pj->npi", c2w[:, :3, :3], cam)  # (N, P, 3)
-    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-    origins = np.broadcast_to(c2w[:, None, :3, 3], dirs.shape)
-    return origins.reshape(-1, 3).astype(np.float32), dirs.reshape(-1, 3).astype(np.float32)
-
-
 def _hull_segments(mesh, origins: np.ndarray, dirs: np.ndarray, margin: float):
     """Per ray: where it enters the mesh and where it last leaves it (distances, widened by margin), and
     whether it hits at all. Embree (open3d) casts the rays forwards, then backwards from beyond the mesh."""
-    from svd3d.render import _open3d
+    from svd3d.render import _open3d, raycasting_scene
 
     o3d = _open3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32))
-    )
+    scene = raycasting_scene(mesh)
     centre = mesh.bounds.mean(axis=0)
     reach = float(np.linalg.norm(mesh.extents)) + float(np.linalg.norm(origins - centre, axis=1).max())
     near = scene.cast_rays(o3d.core.Tensor(np.concatenate([origins, dirs], 1)))["t_hit"].numpy()
@@ -499,7 +484,7 @@ def _edges(masks: np.ndarray) -> np.ndarray:
 
 def _train_rays(views: ViewSet, size: int, mask_mesh, margin: float, edge_boost: float, device) -> _TrainRays:
     images, masks, intr = _downscale(views, size)
-    origins, dirs = _pixel_rays(views.c2w, intr)
+    origins, dirs = pixel_rays(views.c2w, intr)
     near, far, hit = _hull_segments(mask_mesh, origins, dirs, margin)
     view_weight = np.repeat(np.asarray(views.weights, np.float64), intr.width * intr.height)
     prob = view_weight * (1.0 + edge_boost * _edges(masks).reshape(-1))

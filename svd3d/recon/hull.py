@@ -174,28 +174,23 @@ def lowest_rim_height(
     `rows` rows of its silhouette enter the hull on the silhouette's rim, which touches the object there; the
     lowest entry point over all views. None when no view gives one (views whose silhouette reaches the image's
     bottom edge are skipped: the object may go on below the frame)."""
-    from svd3d.render import _open3d
+    from svd3d.cameras import pixel_rays
+    from svd3d.render import _open3d, raycasting_scene
 
     masks = _binary(masks)
-    mesh = hull.to_mesh()
     o3d = _open3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32))
-    )
+    scene = raycasting_scene(hull.to_mesh())
     lowest = []
     for mask, cam in zip(masks, np.asarray(c2w, np.float64), strict=True):
         filled = np.flatnonzero(mask.any(axis=1))
         if len(filled) == 0 or filled[-1] >= mask.shape[0] - 1:
             continue
-        vs, us = np.nonzero(mask[filled[-1] - rows + 1 : filled[-1] + 1])
-        vs = vs + filled[-1] - rows + 1
-        local = np.stack([(us + 0.5 - intrinsics.cx) / intrinsics.fl_x, -(vs + 0.5 - intrinsics.cy) / intrinsics.fl_y,
-                          -np.ones(len(us))], -1)  # fmt: skip
-        dirs = local @ cam[:3, :3].T
-        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        origins = np.broadcast_to(cam[:3, 3], dirs.shape)
-        t = scene.cast_rays(o3d.core.Tensor(np.concatenate([origins, dirs], 1).astype(np.float32)))["t_hit"].numpy()
+        bottom = np.zeros_like(mask)
+        bottom[filled[-1] - rows + 1 : filled[-1] + 1] = True
+        pick = np.flatnonzero((mask & bottom).reshape(-1))
+        all_origins, all_dirs = pixel_rays(cam[None], intrinsics)
+        origins, dirs = all_origins[pick], all_dirs[pick]
+        t = scene.cast_rays(o3d.core.Tensor(np.concatenate([origins, dirs], 1)))["t_hit"].numpy()
         hit = np.isfinite(t)
         if hit.any():
             lowest.append(float((origins[hit, 1] + t[hit] * dirs[hit, 1]).min()))

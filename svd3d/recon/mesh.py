@@ -144,13 +144,10 @@ def check_faces(faces) -> int:
 def transfer_vertex_colors(source: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """(P, 3) points -> (P, 4) uint8 colours of the nearest surface point of `source` (barycentric blend of its
     triangle's vertex colours, in linear light)."""
-    from svd3d.render import _DECODE, _encode, _open3d
+    from svd3d.render import _DECODE, _encode, _open3d, raycasting_scene
 
     o3d = _open3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.asarray(source.vertices, np.float32)), o3d.core.Tensor(np.asarray(source.faces, np.uint32))
-    )
+    scene = raycasting_scene(source)
     out = scene.compute_closest_points(o3d.core.Tensor(np.asarray(points, np.float32)))
     face = out["primitive_ids"].numpy().astype(np.int64)
     uv = out["primitive_uvs"].numpy()  # Embree: p = (1 - u - v) v0 + u v1 + v v2

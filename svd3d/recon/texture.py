@@ -269,13 +269,10 @@ def _masked_bilinear(image: np.ndarray, usable: np.ndarray, surface_depth: np.nd
 def _gather(mesh, points: np.ndarray, normals: np.ndarray, views: ViewSet) -> tuple[np.ndarray, np.ndarray]:
     """Weighted colour sums over the views: (M, 3) points and unit normals -> ((M, 3) sum of w * linear colour,
     (M,) sum of w). See the module docstring for the weight."""
-    from svd3d.render import _open3d
+    from svd3d.render import _open3d, raycasting_scene
 
     o3d = _open3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32))
-    )
+    scene = raycasting_scene(mesh)
     face_normals = np.asarray(mesh.face_normals, np.float32)
     intr = views.intrinsics
     points = np.asarray(points, np.float32)

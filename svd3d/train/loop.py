@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -39,6 +40,7 @@ from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.vae import encode_condition
 from svd3d.errors import SVD3DError
+from svd3d.media import check_output_folder
 from svd3d.models.attention import dead_cross_attention_parameters, use_single_key_cross_attention
 from svd3d.models.bundle import SVDModel
 from svd3d.train.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
@@ -47,7 +49,9 @@ from svd3d.train.recipe import Recipe, load_recipe
 
 log = logging.getLogger(__name__)
 
-RUN_ENTRIES = {"checkpoints", "model", "data", "held_out", "log.jsonl", "recipe.json", "run.json"}
+RUN_ENTRY = re.compile(
+    r"checkpoints|model|data|held_out|log\.jsonl|recipe\.json|run\.json|\..*"
+)  # dot-names: temporaries
 ENCODE_BATCH = 64  # frames per VAE / CLIP call while caching
 
 
@@ -89,17 +93,6 @@ def _accelerator(precision: str, device: str, grad_accum: int):
     return Accelerator(
         cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=1, step_scheduler_with_optimizer=False
     )
-
-
-def _check_run_folder(run: Path) -> None:
-    if run.exists() and not run.is_dir():
-        raise SVD3DError(f"-o {run} is a file; name a folder for the run")
-    if run.is_dir():
-        strange = sorted(p.name for p in run.iterdir() if p.name not in RUN_ENTRIES and not p.name.startswith("."))
-        if strange:
-            raise SVD3DError(
-                f"-o {run} holds files that are not from an svd3d run ({', '.join(strange[:5])}); choose a new folder"
-            )
 
 
 def _load_data(recipe: Recipe, run: Path, is_main: bool, wait):
@@ -285,7 +278,7 @@ def train(
     # 1. the recipe, the run folder, the processes
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
     run = Path(out)
-    _check_run_folder(run)
+    check_output_folder(run, RUN_ENTRY, earlier="resumed")
     t, o, n, m = recipe.train, recipe.optim, recipe.noise, recipe.model
     accelerator = _accelerator(t.precision, device, t.grad_accum)
     is_main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
