@@ -315,6 +315,30 @@ def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) 
         click.echo(f"wrote {json_out}")
 
 
+@evaluate.command("video")
+@_model
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Clip dataset folder: manifest.json (kind 'clip'), frames.npy, fps.npy, motion.npy.")  # fmt: skip
+@click.option("--clips", type=int, default=None, help="Evaluate the first K clips [all].")
+@click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of clip 0; clip i uses seed + i.")
+@_dtype
+@_device
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every number (means, per clip, settings, protocol) to this JSON file.")  # fmt: skip
+def eval_video(model: str | None, data: Path, json_out: Path | None, **options) -> None:
+    """Animate the first frame of each clip of a clip dataset with the clip's fps and motion bucket and score
+    frames 1..T-1 against the real ones (PSNR, SSIM) beside the repeat-input and mean-image baselines, plus how
+    close frame 0 stays to the input and how well the made motion follows the motion bucket. Prints a table."""
+    from svd3d.eval.video import evaluate_video
+
+    result = _run(evaluate_video, model, data, **options)
+    click.echo(result.table())
+    if json_out is not None:
+        _run(result.write_json, json_out)
+        click.echo(f"wrote {json_out}")
+
+
 @main.command()
 @click.argument("mesh", type=click.Path(path_type=Path))
 @click.option("--orbit", type=click.Choice(["static", "dynamic"]), default="static", show_default=True)
@@ -372,7 +396,8 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
     """Convert an sgm single-file CHECKPOINT (svd, svd_xt, sv3d_u, sv3d_p) to a diffusers-format OUT_DIR.
 
     SVD / SVD-XT folders load in diffusers' StableVideoDiffusionPipeline as they are; SV3D folders record
-    svd3d's per-frame UNet and load with svd3d.
+    svd3d's per-frame UNet and load with svd3d. CHECKPOINT may also be a diffusers folder (e.g. a training run's
+    model/), to rewrite it at another --dtype.
     """
 
     def work():
@@ -380,8 +405,11 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
         from svd3d.models import load_model
         from svd3d.models.diffusers_io import save_diffusers
 
-        if not checkpoint.is_file():
-            raise SVD3DError(f"checkpoint {checkpoint} does not exist; pass an sgm .safetensors file")
+        if not (checkpoint.is_file() or (checkpoint / "model_index.json").is_file()):
+            raise SVD3DError(
+                f"checkpoint {checkpoint} is neither a file nor a diffusers folder (no model_index.json); pass an sgm "
+                ".safetensors file or a model folder"
+            )
         torch_dtype = resolve_dtype(dtype, __import__("torch").device("cpu"))
         model = load_model(checkpoint, dtype=torch_dtype, config=config)
         save_diffusers(model, out_dir)

@@ -92,3 +92,23 @@ def test_explicit_config_for_unknown_file(tmp_path):
     shutil.copy(sgm_fixture("sv3d_p.safetensors"), lonely)
     model = load_model(lonely, config=sgm_fixture("sv3d_p.yaml"))
     assert model.info.kind == "orbit" and model.unet.vector_names == ("cond_aug", "polars_rad", "azimuths_rad")
+
+
+def test_convert_folder_to_half_precision(tmp_path):
+    """A diffusers folder (e.g. a training run's model/) rewritten in float16 loads back with the same weights."""
+    full = tmp_path / "full"
+    assert CliRunner().invoke(main, ["convert", str(sgm_fixture("sv3d_p.safetensors")), str(full)]).exit_code == 0
+    half = tmp_path / "half"
+    r = CliRunner().invoke(main, ["convert", str(full), str(half), "--dtype", "float16"])
+    assert r.exit_code == 0, r.output
+    a, b = load_model(full), load_model(half)
+    assert a.info == b.info
+    for name, module in a.modules().items():
+        theirs = b.modules()[name].state_dict()
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(theirs[key].float(), value.half().float(), rtol=0, atol=0)
+
+
+def test_convert_refuses_folder_without_model_index(tmp_path):
+    r = CliRunner().invoke(main, ["convert", str(tmp_path), str(tmp_path / "out")])
+    assert r.exit_code != 0 and "model_index.json" in r.output and not (tmp_path / "out").exists()

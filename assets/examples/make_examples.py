@@ -1,6 +1,12 @@
 """Draw the example inputs in this folder (procedural, so they carry no third-party rights).
 
 python assets/examples/make_examples.py
+
+- balloon.png: a 16:9 photo-like scene for full-size SVD / SVD-XT.
+- toy_*.png: objects from svd3d's procedural generator (the bundled tiny-orbit model's training distribution),
+  made from a seed the training data never uses (training: seed 1), rendered at 512 px with transparency.
+- shapes_*.png: first frames of synthetic scenes like the bundled tiny-video model's training clips, from seeds its
+  training data never uses.
 """
 
 from pathlib import Path
@@ -37,6 +43,38 @@ def balloon(width: int = 1024, height: int = 576) -> Image.Image:
     return img.filter(ImageFilter.SMOOTH)
 
 
+EXAMPLE_SEED = 2026  # the bundled models trained on seeds 0 (clips) and 1 (objects)
+TOYS = {}  # name -> object index under EXAMPLE_SEED, chosen among the first few for views the model keeps well
+SHAPES = {}  # name -> scene index under EXAMPLE_SEED
+
+
+def toy(index: int, size: int = 512, elevation: float = 10.0) -> Image.Image:
+    """Procedural object `index` (seed EXAMPLE_SEED), seen from `elevation` degrees, RGBA on transparency."""
+    from svd3d.render import render_views
+    from svd3d.train.data import object_rng
+    from svd3d.train.procedural import random_object
+
+    mesh = random_object(object_rng(EXAMPLE_SEED, index))
+    rgba = render_views(mesh, [elevation], [0.0], size, light="headlight").rgba[0]
+    return Image.fromarray(rgba, "RGBA")
+
+
+def shapes(index: int, size: int = 512) -> Image.Image:
+    """The middle frame of synthetic scene `index` (seed EXAMPLE_SEED) at `size` px."""
+    from svd3d.train.clips import random_scene, render_scene
+
+    scene = random_scene(np.random.default_rng([EXAMPLE_SEED, index]), size)
+    return Image.fromarray(render_scene(scene, frames=1, fps=8.0)[0])
+
+
+def main() -> None:
+    written = {"balloon.png": balloon()}
+    written.update({f"toy_{name}.png": toy(i) for name, i in TOYS.items()})
+    written.update({f"shapes_{name}.png": shapes(i) for name, i in SHAPES.items()})
+    for name, image in written.items():
+        image.save(HERE / name, optimize=True)
+        print("wrote", HERE / name)
+
+
 if __name__ == "__main__":
-    balloon().save(HERE / "balloon.png", optimize=True)
-    print("wrote", HERE / "balloon.png")
+    main()

@@ -362,7 +362,7 @@ class OrbitSettings:
         }
 
 
-def _object_rng(seed: int, index: int) -> np.random.Generator:
+def object_rng(seed: int, index: int) -> np.random.Generator:
     """Object `index`'s own generator: its draws do not depend on which other objects were made or skipped."""
     return np.random.default_rng([int(seed), int(index)])
 
@@ -518,7 +518,7 @@ def render_orbit_dataset(
             log.warning("skipping %s: %s", path, err)
             skipped.append({"path": str(path), "error": str(err)})
             continue
-        buffer.add(name, render_object_orbits(mesh, _object_rng(seed, i), settings))
+        buffer.add(name, render_object_orbits(mesh, object_rng(seed, i), settings))
     if not buffer.names:
         raise SVD3DError(f"none of the {len(paths)} mesh files could be loaded (first: {skipped[0]['error']})")
     # 3. assemble and save

@@ -33,7 +33,7 @@ from svd3d.train.data import (
     OrbitData,
     OrbitKind,
     OrbitSettings,
-    _object_rng,
+    object_rng,
     _OrbitBuffer,
     check_dataset_output,
     render_object_orbits,
@@ -255,7 +255,7 @@ def procedural_orbit_dataset(
     # 2. make and render each object
     buffer = _OrbitBuffer(count, settings)
     for i in tqdm(range(count), desc="objects", disable=None):
-        rng = _object_rng(seed, i)
+        rng = object_rng(seed, i)
         buffer.add(f"proc-{i:06d}", render_object_orbits(random_object(rng), rng, settings))
     # 3. assemble and save
     source = {"generator": "svd3d.train.procedural", "settings": settings.record(), "seed": int(seed), "count": count}

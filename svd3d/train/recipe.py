@@ -273,6 +273,13 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     return check_recipe(Recipe(**{**{f.name: getattr(recipe, f.name) for f in fields(Recipe)}, "source": str(path)}))
 
 
+def recipe_from_dict(data: dict, source: str = "") -> Recipe:
+    """A checked Recipe from `Recipe.to_dict()` output (a run's recipe.json, a checkpoint's state.json)."""
+    source = source or str(data.get("source", ""))
+    recipe = _convert(Recipe, {k: v for k, v in data.items() if k != "source"}, "recipe")
+    return check_recipe(Recipe(**{**{f.name: getattr(recipe, f.name) for f in fields(Recipe)}, "source": source}))
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'train.steps=2' -> ('train.steps', 2): the value is read as TOML (strings may be bare)."""
     if "=" not in text:

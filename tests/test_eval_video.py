@@ -1,0 +1,89 @@
+"""`svd3d eval video`: hand-checked baselines, the clip's own fps / motion bucket / seed reach the sampler, the
+CLI table and JSON, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from svd3d.cli import main
+from svd3d.errors import SVD3DError
+from svd3d.eval.metrics import psnr
+from svd3d.eval.video import evaluate_video
+from svd3d.train.clips import motion_bucket
+from svd3d.train.data import ClipData
+
+SIDE, T = 32, 4
+
+
+def clips(n: int = 2, t: int = T) -> ClipData:
+    """n clips of a square sliding right 3 px per frame on grey, with different fps and motion buckets."""
+    frames = np.full((n, t, SIDE, SIDE, 3), 180, np.uint8)
+    for i in range(n):
+        for k in range(t):
+            frames[i, k, 8 + 4 * i : 16 + 4 * i, 4 + 3 * k : 12 + 3 * k] = (200, 40 + 60 * i, 30)
+    fps = np.array([6.0, 10.4][:n] + [8.0] * max(0, n - 2), np.float32)
+    motion = np.array([40.0, 180.6][:n] + [100.0] * max(0, n - 2), np.float32)
+    return ClipData(frames, fps, motion, [f"clip{i}" for i in range(n)])
+
+
+def test_baselines_and_the_clip_conditioning(tmp_path):
+    data = clips()
+    result = evaluate_video("random-tiny-video", data, steps=2, seed=5, progress=False)
+    real = data.frames.astype(np.float32) / 255.0
+    mean_image = real[:, 1:].reshape(-1, SIDE, SIDE, 3).mean(0)
+    for i, clip in enumerate(result.clips):
+        want = np.mean([psnr(real[i, 0], real[i, k]) for k in range(1, T)])
+        assert clip.psnr["repeat-input"] == pytest.approx(want, abs=1e-6)
+        want = np.mean([psnr(mean_image, real[i, k]) for k in range(1, T)])
+        assert clip.psnr["mean-image"] == pytest.approx(want, abs=1e-4)
+        assert clip.motion_asked == round(float(data.motion[i]))
+    # clip 1 is made with its own fps (10.4 -> 10), bucket (180.6 -> 181) and seed (5 + 1)
+    from PIL import Image
+
+    from svd3d.pipelines.video import generate_video
+
+    again = generate_video(Image.fromarray(data.frames[1, 0]), model="random-tiny-video", frames=T, steps=2, fps=10,
+                           motion_bucket=181, seed=6, size=(SIDE, SIDE), progress=False).frames  # fmt: skip
+    assert result.clips[1].psnr["model"] == pytest.approx(
+        np.mean([psnr(again[k], real[1, k]) for k in range(1, T)]), abs=1e-6
+    )
+    assert result.clips[1].motion_made == motion_bucket(np.round(np.clip(again, 0, 1) * 255).astype(np.uint8))
+    assert result.motion_error == pytest.approx(np.mean([abs(c.motion_made - c.motion_asked) for c in result.clips]))
+
+
+def test_cli_table_and_json(tmp_path):
+    folder = clips(3).save(tmp_path / "clips")
+    out = tmp_path / "eval.json"
+    args = ["eval", "video", "--model", "random-tiny-video", "--data", str(folder), "--clips", "2", "--steps", "2",
+            "--json", str(out)]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "| repeat-input |" in r.output and "motion bucket, made vs asked" in r.output
+    record = json.loads(out.read_text())
+    assert record["settings"]["clips"] == 2 and len(record["clips"]) == 2
+    assert set(record["mean"]) == {"model", "repeat-input", "mean-image"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, needles",
+    [
+        ({"model": "random-tiny-orbit"}, ["orbit model", "eval video needs a video model"]),
+        ({"clips": 5}, ["--clips 5", "holds 2 clip(s)"]),
+        ({"steps": 0}, ["steps must be a positive number"]),
+    ],
+)
+def test_bad_input(kwargs, needles):
+    kwargs = {"model": "random-tiny-video", **kwargs}
+    with pytest.raises(SVD3DError) as err:
+        evaluate_video(kwargs.pop("model"), clips(), progress=False, **kwargs)
+    for needle in needles:
+        assert needle in str(err.value)
+
+
+def test_one_frame_clips_are_refused(tmp_path):
+    with pytest.raises(SVD3DError, match="at least 2 frames"):
+        evaluate_video("random-tiny-video", clips(t=1), progress=False)
