@@ -33,9 +33,9 @@ from svd3d.train.data import (
     OrbitData,
     OrbitKind,
     OrbitSettings,
-    object_rng,
     _OrbitBuffer,
     check_dataset_output,
+    object_rng,
     render_object_orbits,
     whole_number,
 )
