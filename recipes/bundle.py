@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,7 +30,7 @@ MODELS = ROOT / "assets" / "models"
 LIMITS = {
     "orbit": """\
 - It knows one world: toy objects of 1-4 primitives (spheres, boxes, cylinders, cones, capsules, tori) in flat,
-  two-tone, striped or checkered colours, lit by a headlight, on white, seen from -10 to 30 degrees elevation.
+  two-tone, striped or checkered colours, lit by a headlight, on white, seen from -5 to 30 degrees elevation.
   Photos of real objects (the bench photos, a chair, a shoe) come out as coloured blobs that turn: shape and colour
   survive roughly, detail does not.
 - 64 x 64 views: meshes reconstructed from them are coarse (about 1/40 of the object per pixel) and their
@@ -72,7 +74,6 @@ def training_card(run: Path, model, state: dict) -> str:
 def evaluate(folder: Path, name: str, run: Path, count: int) -> tuple[str, str, dict]:
     """(command, table, numbers) of the evaluation of the model in `folder` (to be bundled as `name`) on
     RUN/held_out."""
-    from dataclasses import replace
 
     from svd3d.models import load_model
 
@@ -127,11 +128,29 @@ def card(name: str, kind: str, training: str, command: str, table: str) -> str:
     )
 
 
+def parse_info(item: str) -> tuple[str, object]:
+    """'num_steps=25' -> ('num_steps', 25): the value typed like the field's current default."""
+    from dataclasses import fields
+
+    from svd3d.models.info import ModelInfo
+
+    key, _, value = item.partition("=")
+    known = {f.name: f.type for f in fields(ModelInfo)}
+    if key not in known or not value:
+        sys.exit(f"--info {item!r}: give KEY=VALUE with KEY one of {', '.join(known)}")
+    kind = known[key]
+    return key, int(value) if kind == "int" else float(value) if kind == "float" else value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="training run folder (checkpoints/, model/, data/, held_out/)")
     parser.add_argument("name", help="bundled name: assets/models/NAME")
     parser.add_argument("--eval", type=int, default=64, help="held-out samples to evaluate [64]")
+    parser.add_argument("--started-from", default=None, help="how the card names the model training started from")
+    parser.add_argument("--info", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a sampling default in svd3d.json, e.g. num_steps=25 (repeatable; chosen on "
+                             "a validation set, never on the held-out samples the card reports)")  # fmt: skip
     args = parser.parse_args()
 
     from svd3d.models import load_model
@@ -140,6 +159,8 @@ def main() -> None:
     run, target = args.run.resolve(), MODELS / args.name
     state = newest_state(run)
     model = load_model(run / "model", dtype=torch.float16)
+    if args.info:
+        model = replace(model, info=replace(model.info, **dict(parse_info(item) for item in args.info)))
     staging = MODELS.parent / f".{args.name}.staging"  # outside models/: the registry never sees it
     shutil.rmtree(staging, ignore_errors=True)
     save_diffusers(model, staging)
@@ -147,6 +168,8 @@ def main() -> None:
         command, table, numbers = evaluate(staging, args.name, run, args.eval)
         print(table)
         training = training_card(run, load_model(run / "model"), state)
+        if args.started_from:
+            training = re.sub(r"\| started from \| .* \|", f"| started from | {args.started_from} |", training)
         (staging / "README.md").write_text(card(args.name, model.info.kind, training, command, table))
         (staging / "eval.json").write_text(json.dumps({"command": command, **numbers}, indent=2) + "\n")
         old = MODELS.parent / f".{args.name}.old"
