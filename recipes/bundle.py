@@ -74,7 +74,6 @@ def training_card(run: Path, model, state: dict) -> str:
 def evaluate(folder: Path, name: str, run: Path, count: int) -> tuple[str, str, dict]:
     """(command, table, numbers) of the evaluation of the model in `folder` (to be bundled as `name`) on
     RUN/held_out."""
-
     from svd3d.models import load_model
 
     model = replace(load_model(folder), source=name)
