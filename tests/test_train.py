@@ -178,7 +178,7 @@ def _small_dataset(folder: Path) -> Path:
         ("tiny-video", {"data.count": 6, "data.held_out": 2, "model.frames": 4, "model.size": 32,
                         "train.batch": 2, "train.vae_steps": 2}),
         ("tiny-orbit", {"model.init": "random-tiny-video", "data.count": 3, "data.held_out": 1,
-                        "model.frames": 5, "model.size": 32, "train.batch": 2}),
+                        "model.frames": 5, "model.size": 32, "train.batch": 2, "train.decoder_steps": 2}),
         ("sv3d-p-from-svd-xt", {"model.init": "random-tiny-video", "model.frames": 5, "model.size": 32,
                                 "data.held_out": 1, "train.batch": 2}),
     ],
@@ -279,3 +279,34 @@ def test_the_loop_learns_what_sampling_reproduces(tmp_path):
     model, repeat, mean_image = (scores.mean[m] for m in ("model", "repeat-input", "mean-image"))
     assert model.psnr > max(repeat.psnr, mean_image.psnr) + 6, scores.table()
     assert model.mask_iou > max(repeat.mask_iou, mean_image.mask_iou), scores.table()
+
+
+def test_decoder_phase_tunes_only_the_decoder_and_runs_once(tmp_path):
+    """train.decoder_steps on a resumed run: the decoder is fitted to the data, the encoder (so every latent) and
+    the UNet stay exactly as they were, the checkpoint and the exported model carry the new VAE, and resuming
+    again does not repeat the phase."""
+    from svd3d.models import load_model
+    from svd3d.train.loop import ENCODER_PREFIXES
+
+    shrink = {"model.init": "random-tiny-video", "data.count": 3, "data.held_out": 1, "model.frames": 5,
+              "model.size": 32, "train.batch": 2, "train.steps": 2, "train.save_every": 2}  # fmt: skip
+    run = tmp_path / "run"
+    train(RECIPES / "tiny-orbit.toml", run, overrides=shrink, progress=False)
+    assert not (run / "checkpoints/step-000002/vae.safetensors").exists()
+    before_unet = _weights(run, 2)
+    start_vae = load_model("random-tiny-video").vae.state_dict()
+    tuned = {**shrink, "train.decoder_steps": 6}
+    result = train(RECIPES / "tiny-orbit.toml", run, overrides=tuned, progress=False, stop_after=0)
+    assert result.step == 2
+    vae = _weights(run, 2, "vae")
+    assert json.loads((run / "checkpoints/step-000002/state.json").read_text())["decoder_steps"] == 6
+    encoder = [k for k in vae if k.startswith(ENCODER_PREFIXES)]
+    decoder = [k for k in vae if not k.startswith(ENCODER_PREFIXES)]
+    assert encoder and all(torch.equal(vae[k], start_vae[k]) for k in encoder)
+    assert any(not torch.equal(vae[k], start_vae[k]) for k in decoder)
+    assert all(torch.equal(before_unet[k], v) for k, v in _weights(run, 2).items())
+    exported = load_model(run / "model").vae.state_dict()
+    assert all(torch.equal(exported[k], vae[k]) for k in vae)
+    train(RECIPES / "tiny-orbit.toml", run, overrides=tuned, progress=False, stop_after=0)
+    again = _weights(run, 2, "vae")
+    assert all(torch.equal(again[k], vae[k]) for k in vae)

@@ -194,42 +194,62 @@ def _generator(seed: int, step: int, phase: int = 0) -> torch.Generator:
 # ------------------------------------------------------------------------------------------------ the VAE phase
 
 
-class _AutoEncoder(torch.nn.Module):
-    """The VAE as one module whose forward is a training pass (so DDP sees it): reconstruction MSE + 1e-6 KL."""
+ENCODER_PREFIXES = ("encoder.", "quant_conv.")  # the VAE's encoder side; the rest decodes
 
-    def __init__(self, vae, num_frames: int | None):
+
+class _AutoEncoder(torch.nn.Module):
+    """The VAE as one module whose forward is a training pass (so DDP sees it): reconstruction MSE + 1e-6 KL.
+    decoder_only: the encoder runs without gradients (it is frozen) and only the reconstruction counts."""
+
+    def __init__(self, vae, num_frames: int | None, decoder_only: bool = False):
         super().__init__()
-        self.vae, self.num_frames = vae, num_frames
+        self.vae, self.num_frames, self.decoder_only = vae, num_frames, decoder_only
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        posterior = self.vae.encode(x).latent_dist
-        z = posterior.mean + posterior.std * eps.to(posterior.mean.dtype)
+        with torch.no_grad() if self.decoder_only else contextlib.nullcontext():
+            posterior = self.vae.encode(x).latent_dist
+            z = posterior.mean + posterior.std * eps.to(posterior.mean.dtype)
         kwargs = {"num_frames": self.num_frames} if self.num_frames else {}
         recon = self.vae.decode(z, **kwargs).sample
+        if self.decoder_only:
+            return F.mse_loss(recon.float(), x)
         return F.mse_loss(recon.float(), x) + 1e-6 * posterior.kl().mean()
 
 
-def _train_vae(recipe: Recipe, model: SVDModel, data, accelerator, progress: bool) -> list[float]:
-    """Scratch models: fit the VAE to the data's frames (MSE reconstruction + 1e-6 KL), train.vae_steps steps of
-    train.vae_batch clips of train.vae_frames consecutive frames (a temporal decoder sees them as clips)."""
+def _train_vae(
+    recipe: Recipe, model: SVDModel, data, accelerator, progress: bool, decoder_only: bool = False
+) -> list[float]:
+    """Fit the VAE to the data's frames, train.vae_batch clips of train.vae_frames consecutive frames per step (a
+    temporal decoder sees them as clips), lr train.vae_lr.
+
+    Scratch models (train.vae_steps): the whole VAE, MSE reconstruction + 1e-6 KL. decoder_only
+    (train.decoder_steps): only the decoder, the encoder frozen, so every latent the UNet is trained on stays
+    exactly as it was: for a VAE trained on other images (tiny-orbit's, from tiny-video, never saw white
+    backgrounds and reconstructs orbit views at 14 dB)."""
     from tqdm.auto import tqdm
 
     from svd3d.core.vae import decoder_takes_frames, latent_factor
 
     t, m = recipe.train, recipe.model
+    steps, phase = (t.decoder_steps, 2) if decoder_only else (t.vae_steps, 1)
     clip_frames = min(data.frames.shape[1], t.vae_frames)
     batch = t.vae_batch
     factor = latent_factor(model.vae)
     latent = (model.vae.config.latent_channels, m.size // factor, m.size // factor)
     model.vae.train().requires_grad_(True)
-    module = _AutoEncoder(model.vae, clip_frames if decoder_takes_frames(model.vae) else None)
-    optimizer = torch.optim.AdamW(model.vae.parameters(), lr=t.vae_lr, weight_decay=0.0)
+    if decoder_only:
+        for name, p in model.vae.named_parameters():
+            p.requires_grad_(not name.startswith(ENCODER_PREFIXES))
+    module = _AutoEncoder(model.vae, clip_frames if decoder_takes_frames(model.vae) else None, decoder_only)
+    params = [p for p in model.vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=t.vae_lr, weight_decay=0.0)
     module, optimizer = accelerator.prepare(module, optimizer)
     per_rank = _share(batch, accelerator.num_processes)
     mine = slice(accelerator.process_index * per_rank, (accelerator.process_index + 1) * per_rank)
     losses = []
-    for step in tqdm(range(t.vae_steps), desc="vae", disable=not (progress and accelerator.is_main_process)):
-        g = _generator(t.seed, step, phase=1)
+    desc = "decoder" if decoder_only else "vae"
+    for step in tqdm(range(steps), desc=desc, disable=not (progress and accelerator.is_main_process)):
+        g = _generator(t.seed, step, phase=phase)
         index = torch.randint(len(data), (batch,), generator=g)
         start = torch.randint(data.frames.shape[1] - clip_frames + 1, (batch,), generator=g)
         eps = torch.randn(batch * clip_frames, *latent, generator=g)
@@ -314,11 +334,22 @@ def train(
     elif t.vae_steps:
         vae_losses = _train_vae(recipe, model, data, accelerator, progress)
         log.info("VAE: %d steps, loss %.4f -> %.4f", t.vae_steps, vae_losses[0], vae_losses[-1])
-        optimizer_state, tensors = None, {}
+        optimizer_state, tensors, state = None, {}, {}
     else:
-        optimizer_state, tensors = None, {}
+        optimizer_state, tensors, state = None, {}, {}
+    # the decoder phase: once per run (a resumed run whose recipe newly asks for it runs it then: the encoder is
+    # frozen, so the latents the UNet trained on so far are unchanged)
+    decoder_done = int(state.get("decoder_steps", 0)) if "vae" in tensors else 0
+    if t.decoder_steps and decoder_done != t.decoder_steps:
+        dec_losses = _train_vae(recipe, model, data, accelerator, progress, decoder_only=True)
+        log.info("decoder: %d steps, loss %.4f -> %.4f", t.decoder_steps, dec_losses[0], dec_losses[-1])
+        decoder_done = t.decoder_steps
+    last = t.steps if stop_after is None else min(t.steps, step + stop_after)
     dev = accelerator.device
-    cache = _encode_data(model, data, m.frames, m.size, dev)
+    if step < last:
+        cache = _encode_data(model, data, m.frames, m.size, dev)
+    else:  # nothing left to train in this call (e.g. --stop-after 0 after the decoder phase): no latents needed
+        cache = None
     vae = model.vae.to(dev).eval().requires_grad_(False)
     model.image_encoder.to("cpu")
 
@@ -352,13 +383,15 @@ def train(
             weights = {"unet": raw_unet.state_dict()}
             if ema is not None:
                 weights["ema"] = ema
-            if m.init == "scratch":
+            if m.init == "scratch" or decoder_done:
                 weights["vae"] = model.vae.state_dict()
+            if m.init == "scratch":
                 weights["image_encoder"] = model.image_encoder.state_dict()
             opt = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
             compute = spent + time.perf_counter() - started
             record = {"recipe": recipe.to_dict(), "compute_seconds": round(compute, 1), "device": str(dev),
-                      "processes": world, "loss": losses[-1] if losses else None}  # fmt: skip
+                      "processes": world, "loss": losses[-1] if losses else state.get("loss"),
+                      "decoder_steps": decoder_done}  # fmt: skip
             save_checkpoint(run, at_step, weights, opt, record, t.keep)
             _export(model, raw_unet, ema, run / "model")
             (run / "model" / "README.md").write_text(model_card(recipe, model, at_step, record, data))
@@ -366,9 +399,12 @@ def train(
 
     if is_main:
         _truncate_log(run / "log.jsonl", step)
+    if cache is None:  # nothing to train: save what the phases above changed, export, return
+        save(step)
+        accelerator.wait_for_everyone()
+        return TrainResult(run, run / "model", step, losses, time.perf_counter() - started, 0.0)
     latent_shape = tuple(cache.latents.shape[1:])
     image_shape = tuple(cache.first.shape[1:])
-    last = t.steps if stop_after is None else min(t.steps, step + stop_after)
     bar = tqdm(total=t.steps, initial=step, desc="train", unit="step", disable=not (progress and is_main))
     loop_started, first_step = time.perf_counter(), step
 

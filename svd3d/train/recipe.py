@@ -53,6 +53,8 @@ A recipe has five sections (every key optional except where noted; defaults belo
     vae_lr = 1e-3
     vae_batch = 4                       # clips per VAE step
     vae_frames = 4                      # frames per clip in the VAE phase
+    decoder_steps = 0                   # any init: fine-tune the VAE decoder on this data, encoder frozen (latents,
+                                        # so the UNet's training, unchanged): for a VAE that never saw such images
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ class TrainSection:
     vae_lr: float = 1e-3
     vae_batch: int = 4  # clips per VAE step (all processes together)
     vae_frames: int = 4  # consecutive frames per clip in the VAE phase (a temporal decoder sees them as a clip)
+    decoder_steps: int = 0  # fine-tune the VAE decoder (encoder frozen) on the data, vae_batch x vae_frames, vae_lr
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (0 <= t.ema_decay < 1, f"train.ema_decay must be in [0, 1), got {t.ema_decay}"),
         (t.save_every >= 1 and t.keep >= 1 and t.log_every >= 1, "train: save_every, keep, log_every must be >= 1"),
         (t.vae_steps >= 0, f"train.vae_steps must be >= 0, got {t.vae_steps}"),
+        (t.decoder_steps >= 0, f"train.decoder_steps must be >= 0, got {t.decoder_steps}"),
         (t.vae_batch >= 1 and t.vae_frames >= 1, "train.vae_batch and train.vae_frames must be >= 1"),
         (t.vae_steps == 0 or m.init == "scratch", "train.vae_steps needs model.init = 'scratch'"),
         (m.arch.unet_channels >= 64, f"model.arch.unet_channels must be >= 64, got {m.arch.unet_channels}"),
