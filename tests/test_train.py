@@ -289,7 +289,8 @@ def test_decoder_phase_tunes_only_the_decoder_and_runs_once(tmp_path):
     from svd3d.train.loop import ENCODER_PREFIXES
 
     shrink = {"model.init": "random-tiny-video", "data.count": 3, "data.held_out": 1, "model.frames": 5,
-              "model.size": 32, "train.batch": 2, "train.steps": 2, "train.save_every": 2}  # fmt: skip
+              "model.size": 32, "train.batch": 2, "train.steps": 2, "train.save_every": 2,
+              "train.decoder_steps": 0}  # fmt: skip
     run = tmp_path / "run"
     train(RECIPES / "tiny-orbit.toml", run, overrides=shrink, progress=False)
     assert not (run / "checkpoints/step-000002/vae.safetensors").exists()
