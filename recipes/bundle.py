@@ -50,12 +50,21 @@ LIMITS = {
 
 
 def newest_state(run: Path) -> dict:
+    """The newest checkpoint's state.json. Checkpoints written before svd3d recorded compute in them (tiny-video's)
+    get it from the loss log, whose `seconds` counts the same thing: every call's time, data and VAE phase included."""
     from svd3d.train.checkpoint import list_checkpoints
 
     checkpoints = list_checkpoints(run)
     if not checkpoints:
         sys.exit(f"{run} has no checkpoints/; train it first (svd3d train RECIPE -o {run})")
-    return json.loads((checkpoints[-1].folder / "state.json").read_text())
+    state = json.loads((checkpoints[-1].folder / "state.json").read_text())
+    if "compute_seconds" not in state:
+        logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        state["compute_seconds"] = next(e["seconds"] for e in logged if e["step"] == state["step"])
+        state.setdefault("loss", next(e["loss"] for e in logged if e["step"] == state["step"]))
+    state.setdefault("processes", 1)
+    state.setdefault("device", "cpu")
+    return state
 
 
 def training_card(run: Path, model, state: dict) -> str:
@@ -164,11 +173,11 @@ def main() -> None:
     shutil.rmtree(staging, ignore_errors=True)
     save_diffusers(model, staging)
     try:
-        command, table, numbers = evaluate(staging, args.name, run, args.eval)
-        print(table)
         training = training_card(run, load_model(run / "model"), state)
         if args.started_from:
             training = re.sub(r"\| started from \| .* \|", f"| started from | {args.started_from} |", training)
+        command, table, numbers = evaluate(staging, args.name, run, args.eval)
+        print(table)
         (staging / "README.md").write_text(card(args.name, model.info.kind, training, command, table))
         (staging / "eval.json").write_text(json.dumps({"command": command, **numbers}, indent=2) + "\n")
         old = MODELS.parent / f".{args.name}.old"

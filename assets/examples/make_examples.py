@@ -45,7 +45,7 @@ def balloon(width: int = 1024, height: int = 576) -> Image.Image:
 
 EXAMPLE_SEED = 2026  # the bundled models trained on seeds 0 (clips) and 1 (objects)
 TOYS = {}  # name -> object index under EXAMPLE_SEED, chosen among the first few for views the model keeps well
-SHAPES = {}  # name -> scene index under EXAMPLE_SEED
+SHAPES = {"a": 5, "b": 8}  # name -> scene index under EXAMPLE_SEED, chosen among the first 12 for clips kept well
 
 
 def toy(index: int, size: int = 512, elevation: float = 10.0) -> Image.Image:

@@ -509,8 +509,14 @@ def model_card(recipe: Recipe, model: SVDModel, step: int, record: dict, data) -
         "",
         "Data generator settings: `" + json.dumps(source, sort_keys=True)[:500] + "`",
         "",
-        "Metrics: `svd3d eval orbit --model <this folder> --data <held-out dataset>` (orbit models) prints novel-view "
-        "PSNR / SSIM / mask IoU beside the repeat-input and mean-image baselines.",
+        (
+            "Metrics: `svd3d eval orbit --model <this folder> --data <held-out dataset>` prints novel-view PSNR / SSIM "
+            "/ mask IoU beside the repeat-input and mean-image baselines."
+            if m.kind == "orbit"
+            else "Metrics: `svd3d eval video --model <this folder> --data <held-out dataset>` prints PSNR / SSIM "
+            "against the real clips beside the repeat-input and mean-image baselines, and how well the motion follows "
+            "the motion bucket."
+        ),
         "",
     ]
     return "\n".join(lines)
