@@ -427,7 +427,13 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe value, e.g. --set train.steps=100 --set data.count=64 (repeatable).")  # fmt: skip
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under accelerate: its own).")
-@click.option("--stop-after", type=int, default=None, help="Train at most N steps in this call, then save and stop.")
+@click.option(
+    "--stop-after",
+    type=int,
+    default=None,
+    help="Train at most N steps in this call, then save and stop (0: only run phases not yet done, e.g. a new "
+    "train.decoder_steps, then save and export).",
+)
 def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, stop_after: int | None) -> None:
     """Train a RECIPE (recipes/*.toml). One process here; N GPUs or nodes with
     `accelerate launch [--multi_gpu --num_processes N] -m svd3d train RECIPE -o RUN`."""
@@ -436,8 +442,8 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
         from svd3d.train.loop import train as train_recipe
         from svd3d.train.recipe import parse_override
 
-        if stop_after is not None and stop_after < 1:
-            raise SVD3DError(f"--stop-after must be >= 1, got {stop_after}")
+        if stop_after is not None and stop_after < 0:
+            raise SVD3DError(f"--stop-after must be >= 0, got {stop_after} (0: only the phases not yet done)")
         values = dict(parse_override(text) for text in overrides)
         return train_recipe(recipe, output, overrides=values, device=device, stop_after=stop_after)
 

@@ -44,7 +44,11 @@ def balloon(width: int = 1024, height: int = 576) -> Image.Image:
 
 
 EXAMPLE_SEED = 2026  # the bundled models trained on seeds 0 (clips) and 1 (objects)
-TOYS = {}  # name -> object index under EXAMPLE_SEED, chosen among the first few for views the model keeps well
+TOYS = {
+    "a": 9,
+    "b": 11,
+    "c": 0,
+}  # name -> object index under EXAMPLE_SEED, chosen among the first 12 for views kept well
 SHAPES = {"a": 5, "b": 8}  # name -> scene index under EXAMPLE_SEED, chosen among the first 12 for clips kept well
 
 

@@ -288,7 +288,8 @@ def train(
 ) -> TrainResult:
     """Train a recipe into the run folder `out`, resuming from its newest checkpoint when there is one.
 
-    stop_after: train at most this many steps in this call (then save and return) — for time-boxed sessions."""
+    stop_after: train at most this many steps in this call (then save and return) — for time-boxed sessions; 0
+    runs only the phases not yet done (the decoder phase), then saves and exports."""
     from tqdm.auto import tqdm
 
     from svd3d.train.models import initial_model
@@ -502,7 +503,9 @@ def model_card(recipe: Recipe, model: SVDModel, step: int, record: dict, data) -
         f"| data | {made}: {len(data)} training samples of {len(data.objects())} {unit}; {d.held_out} {unit} "
         "held out |",
         f"| training | {step} steps of batch {t.batch}, lr {recipe.optim.lr:g}, {precision}, "
-        f"EMA {t.ema_decay:g} (these weights) |",
+        f"EMA {t.ema_decay:g} (these weights)"
+        + (f"; VAE decoder fitted to the data for {t.decoder_steps} steps, encoder frozen" if t.decoder_steps else "")
+        + " |",
         f"| compute | {hours:.2f} h on {record['processes']} x {record['device']} (all sessions, data and VAE phase "
         "included) |",
         f"| last training loss | {loss} |",
