@@ -121,3 +121,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def scores_dict(scores: MeshScores) -> dict:
     return asdict(scores)
+
+
+def mean_scored_frame(frames: np.ndarray, count: int) -> np.ndarray:
+    """The mean-image baseline: the per-pixel mean of frames[i, 1:] (uint8, (N, T, H, W, 3)) over the first `count`
+    samples, as float32 in [0, 1]; a float64 running sum, so memory-mapped datasets stream."""
+    total = np.zeros(frames.shape[2:], np.float64)
+    for i in range(count):
+        total += np.asarray(frames[i, 1:], np.float64).sum(0) / 255.0
+    return (total / (count * (frames.shape[1] - 1))).astype(np.float32)

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from svd3d.errors import SVD3DError
-from svd3d.eval.metrics import psnr, ssim
+from svd3d.eval.metrics import mean_scored_frame, psnr, ssim
 from svd3d.train.data import OrbitData
 
 log = logging.getLogger(__name__)
@@ -322,10 +322,7 @@ def evaluate_orbit(
     log.info("eval orbit: %s on %d object(s) x %d views at %dpx", label, count, t, side)
 
     # 3. the mean-image baseline: the per-pixel mean of every scored ground-truth view (float64 running sum)
-    total = np.zeros((side, side, 3))
-    for i in range(count):
-        total += np.asarray(views.frames[i, 1:], np.float64).sum(0) / 255.0
-    mean_image = (total / (count * (t - 1))).astype(np.float32)  # (S, S, 3)
+    mean_image = mean_scored_frame(views.frames, count)  # (S, S, 3)
 
     # 4. generate each object's views at the dataset's cameras, score them and the baselines on views 1..T-1
     lpips_score, lpips_note = lpips_scorer(dev)

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from svd3d.errors import SVD3DError
-from svd3d.eval.metrics import psnr, ssim
+from svd3d.eval.metrics import mean_scored_frame, psnr, ssim
 from svd3d.train.data import ClipData
 
 log = logging.getLogger(__name__)
@@ -155,10 +155,7 @@ def evaluate_video(
     steps = steps or model.info.num_steps
 
     # 3. the mean-image baseline over every scored real frame
-    total = np.zeros((h, w, 3))
-    for i in range(count):
-        total += np.asarray(dataset.frames[i, 1:], np.float64).sum(0) / 255.0
-    mean_image = (total / (count * (t - 1))).astype(np.float32)
+    mean_image = mean_scored_frame(dataset.frames, count)
 
     # 4. animate each clip's first frame; score the clip, the baselines, the start and the motion
     results = []
