@@ -29,6 +29,7 @@ CELL = 128
 
 def orbit_rows(image: Path, work: Path) -> tuple[list, list[str], dict]:
     from svd3d.cameras import Intrinsics, orbit_c2w
+    from svd3d.pipelines.common import to_uint8
     from svd3d.pipelines.orbit import generate_orbit
     from svd3d.recon.pipeline import reconstruct
     from svd3d.render import render_cameras
@@ -45,7 +46,7 @@ def orbit_rows(image: Path, work: Path) -> tuple[list, list[str], dict]:
     big = Intrinsics(192, 192, i.fl_x * k, i.fl_y * k, i.cx * k, i.cy * k)  # the views' cameras at 192 px
     lit = render_cameras(recon.mesh, views.c2w[picks], big).rgba
     above = render_cameras(recon.mesh, orbit_c2w(np.array([35.0]), np.array([45.0])), big).rgba[0]
-    images = [Image.open(image), *(np.asarray(views.frames[i] * 255 + 0.5, np.uint8) for i in picks)]
+    images = [Image.open(image), *to_uint8(views.frames[picks])]
     images += [above, *lit]
     labels = ["input"] + [f"view {views.azimuths[i]:.0f}°" for i in picks]
     labels += ["mesh, above"] + [f"mesh {views.azimuths[i]:.0f}°" for i in picks]
@@ -60,7 +61,7 @@ def video_row(image: Path) -> tuple[list, list[str], float]:
     started = time.perf_counter()
     clip = generate_video(image, progress=False)
     seconds = time.perf_counter() - started
-    frames = [np.asarray(f * 255 + 0.5, np.uint8) for f in clip.frames]
+    frames = list(clip.frames_uint8())
     return [Image.open(image), *frames], ["input"] + [f"frame {i}" for i in range(len(frames))], seconds
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 from dataclasses import replace
@@ -70,13 +69,16 @@ def newest_state(run: Path) -> dict:
     return state
 
 
-def training_card(run: Path, model, state: dict) -> str:
-    """The card `svd3d train` writes, made again from the newest checkpoint (its step, compute and loss)."""
+def training_card(run: Path, model, state: dict, started_from: str | None) -> str:
+    """The card `svd3d train` writes, made again from the newest checkpoint (its step, compute and loss);
+    `started_from` names the start model where the recipe's init was a path of this machine."""
     from svd3d.train.data import load_dataset
     from svd3d.train.loop import model_card
     from svd3d.train.recipe import recipe_from_dict
 
     recipe = recipe_from_dict(state["recipe"])
+    if started_from:
+        recipe = replace(recipe, model=replace(recipe.model, init=started_from))
     data = load_dataset(run / "data")
     if recipe.data.held_out:
         data, _ = data.split(recipe.data.held_out, seed=recipe.data.seed)
@@ -149,17 +151,17 @@ def card(name: str, kind: str, training: str, command: str, table: str, info: li
 
 
 def parse_info(item: str) -> tuple[str, object]:
-    """'num_steps=25' -> ('num_steps', 25): the value typed like the field's current default."""
+    """'num_steps=25' -> ('num_steps', 25): read as `--set` values are (TOML), the key checked against ModelInfo."""
     from dataclasses import fields
 
     from svd3d.models.info import ModelInfo
+    from svd3d.train.recipe import parse_override
 
-    key, _, value = item.partition("=")
-    known = {f.name: f.type for f in fields(ModelInfo)}
-    if key not in known or not value:
+    key, value = parse_override(item)
+    known = [f.name for f in fields(ModelInfo)]
+    if key not in known:
         sys.exit(f"--info {item!r}: give KEY=VALUE with KEY one of {', '.join(known)}")
-    kind = known[key]
-    return key, int(value) if kind == "int" else float(value) if kind == "float" else value
+    return key, value
 
 
 def main() -> None:
@@ -185,9 +187,7 @@ def main() -> None:
     shutil.rmtree(staging, ignore_errors=True)
     save_diffusers(model, staging)
     try:
-        training = training_card(run, load_model(run / "model"), state)
-        if args.started_from:
-            training = re.sub(r"\| started from \| .* \|", f"| started from | {args.started_from} |", training)
+        training = training_card(run, model, state, args.started_from)  # parameter counts: any dtype
         command, table, numbers = evaluate(staging, args.name, run, args.eval)
         print(table)
         (staging / "README.md").write_text(card(args.name, model.info.kind, training, command, table, args.info))

@@ -162,7 +162,7 @@ def evaluate_video(
     for i in tqdm(range(count), desc="clips", unit="clip", disable=not progress):
         frames = np.asarray(dataset.frames[i])
         asked = float(np.clip(round(float(dataset.motion[i])), 0, 255))
-        made = generate_video(
+        clip = generate_video(
             Image.fromarray(frames[0]),
             model=model,
             frames=t,
@@ -174,7 +174,8 @@ def evaluate_video(
             dtype=dtype,
             device=device,
             progress=False,
-        ).frames  # (T, H, W, 3) float in [0, 1]
+        )
+        made = clip.frames  # (T, H, W, 3) float in [0, 1]
         real = frames.astype(np.float32) / 255.0
         predictions = {"model": made[1:], "repeat-input": real[0], "mean-image": mean_image}
         scores_psnr, scores_ssim = {}, {}
@@ -182,7 +183,6 @@ def evaluate_video(
             pred = np.broadcast_to(pred, real[1:].shape)
             scores_psnr[method] = float(np.mean([psnr(p, g) for p, g in zip(pred, real[1:], strict=True)]))
             scores_ssim[method] = float(np.mean([ssim(p, g) for p, g in zip(pred, real[1:], strict=True)]))
-        made_uint8 = np.round(np.clip(made, 0, 1) * 255).astype(np.uint8)
         results.append(
             ClipEval(
                 name=dataset.names[i],
@@ -190,7 +190,7 @@ def evaluate_video(
                 ssim=scores_ssim,
                 start_psnr=float(psnr(made[0], real[0])),
                 motion_asked=asked,
-                motion_made=float(motion_bucket(made_uint8)),
+                motion_made=float(motion_bucket(clip.frames_uint8())),
             )
         )
 
