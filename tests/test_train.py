@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.denoiser import vpred_scalings
 from svd3d.errors import SVD3DError
-from svd3d.train.loop import train
+from svd3d.train.loop import lr_factor, train
 from svd3d.train.objective import diffusion_loss, drop_conditioning, loss_weight
 from svd3d.train.recipe import load_recipe, parse_override
 
@@ -201,6 +201,19 @@ def _weights(run: Path, step: int, name: str = "unet") -> dict[str, torch.Tensor
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "svd3d", "-q", "train", str(DEBUG), *args]
+
+
+def test_lr_warms_up_holds_then_decays_to_zero(tmp_path):
+    assert [lr_factor(i, 4, 20, 0) for i in (0, 3, 19)] == [0.25, 1.0, 1.0]
+    assert [lr_factor(i, 0, 20, 8) for i in (0, 12, 16, 20)] == [1.0, 1.0, 0.5, 0.0]
+    # the LR each step of a run used (logged after the step) follows it
+    sets = {"train.steps": 6, "optim.warmup": 0, "optim.decay": 4}
+    train(DEBUG, tmp_path / "run", overrides=sets, progress=False)
+    logged = [json.loads(x)["lr"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    lr = load_recipe(DEBUG).optim.lr
+    assert logged == pytest.approx([lr * f for f in (1.0, 1.0, 0.75, 0.5, 0.25, 0.0)])
+    with pytest.raises(SVD3DError, match="decay >= 0"):
+        load_recipe(DEBUG, {"optim.decay": -1})
 
 
 def test_resume_after_a_kill_is_exact(tmp_path):

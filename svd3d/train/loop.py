@@ -183,8 +183,13 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device) -> _Data
     return _Data(torch.stack(latents), torch.stack(firsts), torch.cat(embeds), vector, column)
 
 
-def _lr_lambda(warmup: int):
-    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+def lr_factor(step: int, warmup: int, steps: int, decay: int) -> float:
+    """The LR multiplier after `step` optimiser steps: linear warm-up over `warmup` steps, constant, then a
+    linear decay to zero over the last `decay` of `steps` (0: none)."""
+    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if decay > 0:
+        factor *= min(1.0, max(0.0, (steps - step) / decay))
+    return factor
 
 
 def _generator(seed: int, step: int, phase: int = 0) -> torch.Generator:
@@ -363,7 +368,7 @@ def train(
         unet.enable_gradient_checkpointing()
     trained = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(o.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, o.warmup, t.steps, o.decay))
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state["optimizer"])
         schedule.load_state_dict(optimizer_state["schedule"])

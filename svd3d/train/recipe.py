@@ -36,6 +36,7 @@ A recipe has five sections (every key optional except where noted; defaults belo
     weight_decay = 0.01
     betas = [0.9, 0.999]
     warmup = 100                        # linear warm-up steps
+    decay = 0                           # linear decay to zero over the last N of train.steps (0: constant LR)
     grad_clip = 1.0                     # max gradient norm (0: off)
 
     [train]
@@ -121,6 +122,7 @@ class OptimSection:
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
     warmup: int = 100
+    decay: int = 0
     grad_clip: float = 1.0
 
 
@@ -234,7 +236,10 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (d.count >= 1 and d.held_out >= 0, f"data.count must be >= 1 and held_out >= 0, got {d.count}, {d.held_out}"),
         (n.p_std > 0 and 0 < n.sigma_min < n.sigma_max, "noise: need p_std > 0 and 0 < sigma_min < sigma_max"),
         (n.cond_aug_std >= 0 and 0 <= n.cond_dropout < 1, "noise: need cond_aug_std >= 0, 0 <= cond_dropout < 1"),
-        (o.lr > 0 and o.warmup >= 0 and o.grad_clip >= 0, "optim: need lr > 0, warmup >= 0, grad_clip >= 0"),
+        (
+            o.lr > 0 and o.warmup >= 0 and o.decay >= 0 and o.grad_clip >= 0,
+            "optim: need lr > 0, warmup >= 0, decay >= 0, grad_clip >= 0",
+        ),
         (t.steps >= 1 and t.batch >= 1 and t.grad_accum >= 1, "train: steps, batch and grad_accum must be >= 1"),
         (t.batch % t.grad_accum == 0, f"train.batch {t.batch} must be divisible by train.grad_accum {t.grad_accum}"),
         (0 <= t.ema_decay < 1, f"train.ema_decay must be in [0, 1), got {t.ema_decay}"),
