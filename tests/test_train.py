@@ -216,6 +216,41 @@ def test_lr_warms_up_holds_then_decays_to_zero(tmp_path):
         load_recipe(DEBUG, {"optim.decay": -1})
 
 
+def test_encoded_latents_are_cached_for_a_resume_and_keyed_by_encoder_and_data(tmp_path, caplog):
+    import logging
+
+    from svd3d.cameras import model_order
+    from svd3d.models import load_model
+    from svd3d.train.data import load_dataset
+    from svd3d.train.loop import _encoding_key
+
+    run = tmp_path / "run"
+    train(DEBUG, run, overrides={**FAST, "train.steps": 2}, progress=False)
+    (cached,) = (run / "cache").glob("encoded-*.safetensors")
+    with caplog.at_level(logging.INFO, logger="svd3d.train.loop"):
+        train(DEBUG, run, overrides={**FAST, "train.steps": 4}, progress=False)
+    assert f"encoded latents and CLIP embeds from {cached}" in caplog.text
+    assert list((run / "cache").iterdir()) == [cached]
+
+    model = load_model(str(run / "model"))
+    data, _ = load_dataset(run / "data").split(2, 0)  # the recipe's training split
+    perm = model_order(5, model.info.frame_order)
+    key = _encoding_key(model, data, 5, 32, perm)
+    assert cached.name == f"encoded-{key}.safetensors"
+    state = model.vae.state_dict()
+    with torch.no_grad():
+        state["decoder.conv_out.bias"].add_(1.0)
+    assert _encoding_key(model, data, 5, 32, perm) == key, "the decoder is not part of the latents"
+    with torch.no_grad():
+        state["encoder.conv_in.bias"].add_(1.0)
+    moved = _encoding_key(model, data, 5, 32, perm)
+    assert moved != key
+    data.frames = np.array(data.frames)
+    data.frames[0, 0, 0, 0] ^= 1
+    assert _encoding_key(model, data, 5, 32, perm) != moved
+    assert _encoding_key(model, data, 5, 16, perm) != _encoding_key(model, data, 5, 32, perm)
+
+
 def test_resume_after_a_kill_is_exact(tmp_path):
     """A run killed (SIGKILL) after a checkpoint and resumed ends bit-identical to one that never stopped."""
     sets = ["--set", "train.steps=14", "--set", "train.save_every=2", "--set", "train.keep=20"]

@@ -6,13 +6,14 @@ Per step (global batch B = processes x grad_accum x micro-batch):
      (log-normal), latent noise, the conditioning frame's noise level and noise, condition dropout. Every process
      draws the same numbers and takes its own slice, so 1 or N processes with the same global batch follow the same
      trajectory, and a resumed run continues exactly;
-  2. the clean latents come from a cache encoded once by the frozen VAE (scaled by its factor); the conditioning
+  2. the clean latents come from a cache encoded once by the frozen VAE (scaled by its factor; kept in RUN/cache,
+     keyed by the encoder weights and the data, so a resume skips the encoding); the conditioning
      latent is encoded each step from the noise-augmented first frame (REFERENCE §3: unscaled VAE mode);
      CLIP embeds the clean first frame (cached);
   3. the per-frame vector: cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit models), or
      fps - 1 ‖ motion bucket ‖ cond_aug (video models);
   4. loss = EDM-weighted v-prediction MSE (svd3d.train.objective), averaged over the global batch; AdamW with
-     linear warm-up, gradient clipping, an EMA of the weights;
+     linear warm-up (and optionally a linear decay to zero at the end), gradient clipping, an EMA of the weights;
   5. every save_every steps: a checkpoint (exact resume) and the EMA model exported as RUN/model.
 
 Models trained from scratch first train their VAE (reconstruction + a small KL term) for train.vae_steps; the CLIP
@@ -50,7 +51,7 @@ from svd3d.train.recipe import Recipe, load_recipe
 log = logging.getLogger(__name__)
 
 RUN_ENTRY = re.compile(
-    r"checkpoints|model|data|held_out|log\.jsonl|recipe\.json|run\.json|\..*"
+    r"checkpoints|model|data|held_out|cache|log\.jsonl|recipe\.json|run\.json|\..*"
 )  # dot-names: temporaries
 ENCODE_BATCH = 64  # frames per VAE / CLIP call while caching
 
@@ -157,10 +158,35 @@ def _vectors(model: SVDModel, data, perm: np.ndarray) -> tuple[torch.Tensor, int
     return vector.contiguous().float(), names.index("cond_aug")
 
 
+def _encoding_key(model: SVDModel, data, frames: int, size: int, perm: np.ndarray) -> str:
+    """A fingerprint of what the encoded caches depend on: the VAE encoder and CLIP weights, the frame selection
+    and size, and the data (names, shape, source, and the pixels of up to 64 samples spread over it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(json.dumps([frames, size, perm.tolist(), list(data.names), list(data.shape), data.source],
+                        sort_keys=True, default=str).encode())  # fmt: skip
+    encoder = {f"vae.{k}": v for k, v in model.vae.state_dict().items() if not k.startswith(("decoder.", "post_quant"))}
+    encoder.update({f"clip.{k}": v for k, v in model.image_encoder.state_dict().items()})
+    for key in sorted(encoder):
+        h.update(key.encode())
+        h.update(encoder[key].detach().float().cpu().contiguous().numpy().tobytes())
+    for i in np.linspace(0, len(data) - 1, min(64, len(data))).astype(int):
+        h.update(np.ascontiguousarray(data.frames[i, :frames]).tobytes())
+    return h.hexdigest()[:20]
+
+
 @torch.no_grad()
-def _encode_data(model: SVDModel, data, frames: int, size: int, device) -> _Data:
-    """Encode every frame once with the frozen VAE and every first frame with CLIP (the loop's caches)."""
+def _encode_data(model: SVDModel, data, frames: int, size: int, device, cache_dir: Path | None = None) -> _Data:
+    """Encode every frame once with the frozen VAE and every first frame with CLIP (the loop's caches).
+
+    With `cache_dir`, the latents and CLIP embeds are kept there as encoded-<key>.safetensors, the key fingerprinting
+    the encoder weights and the data (`_encoding_key`), so a resumed run skips the encoding. The decoder phase does
+    not change the key: it leaves the encoder, so the latents, as they are."""
+    from safetensors.torch import load_file, save_file
+
     from svd3d.cameras import model_order
+    from svd3d.media import atomic_file
 
     total = data.frames.shape[1]
     if model.info.kind == "orbit" and total != frames:
@@ -168,19 +194,34 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device) -> _Data
     if total < frames:
         raise SVD3DError(f"the clips have {total} frames, fewer than model.frames = {frames}")
     perm = model_order(frames, model.info.frame_order) if model.info.kind == "orbit" else np.arange(frames)
+    firsts = torch.cat([_frames_tensor(data.frames[s : s + ENCODE_BATCH, 0], size)
+                        for s in range(0, len(data), ENCODE_BATCH)])  # fmt: skip
+    vector, column = _vectors(model, data, perm)
+    cached = None
+    if cache_dir is not None:
+        cached = Path(cache_dir) / f"encoded-{_encoding_key(model, data, frames, size, perm)}.safetensors"
+        if cached.is_file():
+            tensors = load_file(str(cached))
+            log.info("encoded latents and CLIP embeds from %s", cached)
+            return _Data(tensors["latents"], firsts, tensors["clip"], vector, column)
     vae, clip = model.vae.to(device).eval(), model.image_encoder.to(device).eval()
     scale = model.scaling_factor
-    latents, firsts, embeds = [], [], []
+    latents, embeds = [], []
     for i in range(len(data)):
         pixels = _frames_tensor(data.frames[i, :frames][perm], size)  # (T, 3, S, S) in model order
         chunks = [vae.encode(pixels[s : s + ENCODE_BATCH].to(device)).latent_dist.mode() * scale
                   for s in range(0, frames, ENCODE_BATCH)]  # fmt: skip
         latents.append(torch.cat(chunks).float().cpu())
-        first = _frames_tensor(data.frames[i, :1], size)
-        firsts.append(first[0])
-        embeds.append(encode_clip(clip, first.to(device)).float().cpu())
-    vector, column = _vectors(model, data, perm)
-    return _Data(torch.stack(latents), torch.stack(firsts), torch.cat(embeds), vector, column)
+    for s in range(0, len(data), ENCODE_BATCH):
+        embeds.append(encode_clip(clip, firsts[s : s + ENCODE_BATCH].to(device)).float().cpu())
+    encoded = _Data(torch.stack(latents), firsts, torch.cat(embeds), vector, column)
+    if cached is not None:
+        for old in cached.parent.glob("encoded-*.safetensors"):  # another encoder or data: stale
+            if old != cached:
+                old.unlink(missing_ok=True)
+        with atomic_file(cached) as tmp:
+            save_file({"latents": encoded.latents.contiguous(), "clip": encoded.clip.contiguous()}, str(tmp))
+    return encoded
 
 
 def lr_factor(step: int, warmup: int, steps: int, decay: int) -> float:
@@ -353,7 +394,7 @@ def train(
     last = t.steps if stop_after is None else min(t.steps, step + stop_after)
     dev = accelerator.device
     if step < last:
-        cache = _encode_data(model, data, m.frames, m.size, dev)
+        cache = _encode_data(model, data, m.frames, m.size, dev, run / "cache" if is_main else None)
     else:  # nothing left to train in this call (e.g. --stop-after 0 after the decoder phase): no latents needed
         cache = None
     vae = model.vae.to(dev).eval().requires_grad_(False)
