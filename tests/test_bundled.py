@@ -96,3 +96,21 @@ def test_orbit_cli_default_model(tmp_path):
     assert r.exit_code == 0, r.output
     run = json.loads((out / "run.json").read_text())
     assert run["model"]["source"] == "tiny-orbit" and len(list((out / "frames").glob("*.png"))) == 21
+
+
+def test_denoise_probe_tiny_orbit_uses_its_input(unseen_objects):
+    """recipes/denoise_probe.py on tiny-orbit: at the smallest sigma the one-step views are nearly the VAE's
+    reconstruction; at the largest (views from the input and cameras alone) the object's own input beats another
+    object's by a clear margin, so the model reads its input."""
+    import importlib.util
+
+    path = ASSETS.parents[1] / "recipes" / "denoise_probe.py"
+    spec = importlib.util.spec_from_file_location("denoise_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    from svd3d.models import load_model
+
+    result = probe.probe(load_model("tiny-orbit"), unseen_objects.subset([0, 1, 2]), sigmas=(0.05, 80.0))
+    (vae,), (low, high), (_, high_other) = result["vae"], result["own"], result["other"]
+    assert abs(low - vae) < 1.5, result
+    assert high > high_other + 1.0, result
