@@ -104,7 +104,7 @@ def evaluate(folder: Path, name: str, run: Path, count: int) -> tuple[str, str, 
     return command, result.table().replace(str(run), "RUN"), result.to_dict()
 
 
-def card(name: str, kind: str, training: str, command: str, table: str, info: list[str]) -> str:
+def card(name: str, kind: str, training: str, command: str, table: str, info: list[str], history: list[str]) -> str:
     job = "orbit" if kind == "orbit" else "video"
     body = training.split("\n", 2)[2]  # drop the training card's title
     return "\n".join(
@@ -119,6 +119,13 @@ def card(name: str, kind: str, training: str, command: str, table: str, info: li
             "",
             body.strip(),
             "",
+            *(
+                ["The recipe above is the run's last; it changed on resume (each change logged by `svd3d train`):", ""]
+                + [f"- {line}" for line in history]
+                + [""]
+                if history
+                else []
+            ),
             *(
                 [
                     f"Sampling defaults set when bundling: {', '.join(info)} (chosen on a validation set of procedural "
@@ -170,6 +177,8 @@ def main() -> None:
     parser.add_argument("name", help="bundled name: assets/models/NAME")
     parser.add_argument("--eval", type=int, default=64, help="held-out samples to evaluate [64]")
     parser.add_argument("--started-from", default=None, help="how the card names the model training started from")
+    parser.add_argument("--history", action="append", default=[], metavar="TEXT",
+                        help="a recipe change made on resume, for the card (repeatable, in order)")  # fmt: skip
     parser.add_argument("--info", action="append", default=[], metavar="KEY=VALUE",
                         help="override a sampling default in svd3d.json, e.g. num_steps=25 (repeatable; chosen on "
                              "a validation set, never on the held-out samples the card reports)")  # fmt: skip
@@ -190,7 +199,9 @@ def main() -> None:
         training = training_card(run, model, state, args.started_from)  # parameter counts: any dtype
         command, table, numbers = evaluate(staging, args.name, run, args.eval)
         print(table)
-        (staging / "README.md").write_text(card(args.name, model.info.kind, training, command, table, args.info))
+        (staging / "README.md").write_text(
+            card(args.name, model.info.kind, training, command, table, args.info, args.history)
+        )
         (staging / "eval.json").write_text(json.dumps({"command": command, **numbers}, indent=2) + "\n")
         old = MODELS.parent / f".{args.name}.old"
         MODELS.mkdir(exist_ok=True)
