@@ -62,3 +62,27 @@ def test_unknown_suffix():
 
     with pytest.raises(SVD3DError, match="clip.mov"):
         output_format(Path("clip.mov"))
+
+
+def test_outputs_get_the_usual_permissions_even_from_safetensors(tmp_path):
+    """safetensors writes 0600 files; what svd3d renames into place is readable as any output is (umask 022)."""
+    import os
+    import stat
+
+    import torch
+    from safetensors.torch import save_file
+
+    from svd3d.media import atomic_dir
+
+    old = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "one.safetensors") as tmp:
+            save_file({"x": torch.zeros(2)}, str(tmp))
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "unet").mkdir()
+            save_file({"x": torch.zeros(2)}, str(tmp / "unet" / "w.safetensors"))
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "one.safetensors", tmp_path / "model" / "unet" / "w.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert stat.S_IMODE((tmp_path / "model" / "unet").stat().st_mode) == 0o755

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -227,6 +228,14 @@ def test_encoded_latents_are_cached_for_a_resume_and_keyed_by_encoder_and_data(t
     run = tmp_path / "run"
     train(DEBUG, run, overrides={**FAST, "train.steps": 2}, progress=False)
     (cached,) = (run / "cache").glob("encoded-*.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (
+        cached,
+        run / "checkpoints" / "step-000002" / "unet.safetensors",
+        *(run / "model").glob("*/*.safetensors"),
+    ):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written  # not safetensors' 0600
     with caplog.at_level(logging.INFO, logger="svd3d.train.loop"):
         train(DEBUG, run, overrides={**FAST, "train.steps": 4}, progress=False)
     assert f"encoded latents and CLIP embeds from {cached}" in caplog.text

@@ -107,6 +107,7 @@ def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
     from transformers import CLIPImageProcessor
 
     from svd3d.core.clip import CLIP_MEAN, CLIP_STD
+    from svd3d.media import usual_permissions
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -149,6 +150,7 @@ def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
             del index["_svd3d_note"]
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
         (tmp / INFO_FILE).write_text(model.info.to_json())
+        usual_permissions(tmp)  # safetensors writes 0600 files
         if out_dir.exists():
             out_dir.rmdir()
         tmp.rename(out_dir)

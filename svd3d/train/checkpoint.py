@@ -47,6 +47,8 @@ def save_checkpoint(run: Path, step: int, tensors: dict[str, dict[str, torch.Ten
     """Write RUN/checkpoints/step-NNNNNN atomically (state.json last, then a rename); keep the newest `keep`."""
     from safetensors.torch import save_file
 
+    from svd3d.media import usual_permissions
+
     final = Path(run) / "checkpoints" / f"step-{step:06d}"
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -55,6 +57,7 @@ def save_checkpoint(run: Path, step: int, tensors: dict[str, dict[str, torch.Ten
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / f"{name}.safetensors"))
     torch.save(optimizer, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2) + "\n")
+    usual_permissions(tmp)  # safetensors writes 0600 files
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in list_checkpoints(run)[:-keep]:
