@@ -47,8 +47,10 @@ def _umask() -> int:
 
 
 def usual_permissions(folder: Path) -> None:
-    """Files 0666 and folders 0777 less the umask, under `folder`: some writers (safetensors) make 0600 files."""
+    """`folder`, and the folders under it, 0777 and files 0666, less the umask: mkdtemp / mkstemp and some writers
+    (safetensors) make 0700 / 0600 ones."""
     mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
     for root, dirs, files in os.walk(folder):
         for name in dirs:
             os.chmod(Path(root) / name, 0o777 & ~mask)
@@ -64,10 +66,9 @@ def atomic_file(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # again: some writers (safetensors) replace the file with a 0600 one
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp and some writers (safetensors) make 0600 files
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -78,7 +79,6 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path` (an older folder there is removed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp-dir", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         usual_permissions(tmp)

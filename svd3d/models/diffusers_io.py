@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -107,15 +106,12 @@ def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
     from transformers import CLIPImageProcessor
 
     from svd3d.core.clip import CLIP_MEAN, CLIP_STD
-    from svd3d.media import usual_permissions
+    from svd3d.media import atomic_dir
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SVD3DError(f"{out_dir} already exists and is not empty; choose a new folder or remove it first")
-    tmp = out_dir.with_name(out_dir.name + ".tmp-convert")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out_dir) as tmp:  # an empty folder there is replaced
         stock = model.info.kind == "video" and tuple(model.unet.vector_fields) == SVD_VECTOR_FIELDS
         model.unet.save_pretrained(tmp / "unet")
         if stock:  # plain SVD: record diffusers' own class so StableVideoDiffusionPipeline loads it as is
@@ -150,12 +146,5 @@ def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
             del index["_svd3d_note"]
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
         (tmp / INFO_FILE).write_text(model.info.to_json())
-        usual_permissions(tmp)  # safetensors writes 0600 files
-        if out_dir.exists():
-            out_dir.rmdir()
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.debug("wrote %s", out_dir)
     return out_dir
