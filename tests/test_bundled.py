@@ -55,18 +55,27 @@ def unseen_eval(unseen_objects):
     return result, *(result.mean[m] for m in ("model", "repeat-input", "mean-image"))
 
 
-def test_tiny_orbit_keeps_the_object_on_unseen_objects(unseen_eval):
-    """What the bundled tiny-orbit does now: white background and the object's silhouette and colours kept, far
-    above the best constant image, not below repeating the input."""
+def test_tiny_orbit_beats_the_baselines_on_four_unseen_objects(unseen_eval):
+    """A fast guard on 4 unseen objects: white background, silhouette and colours kept (SSIM and mask IoU far above
+    the best constant image), and PSNR well above repeating the input. PSNR is only asked to beat the mean image:
+    on 4 objects that baseline peeks at a small test set of small objects (14.5 dB against 13.5 on 64 samples), so
+    the issue's margin is checked on a set of the evaluation's size below."""
     result, model, repeat, mean = unseen_eval
     assert model.ssim > mean.ssim + 0.05 and model.mask_iou > mean.mask_iou + 0.05, result.table()
-    assert model.psnr > repeat.psnr - 1.0, result.table()
+    assert model.ssim > repeat.ssim and model.mask_iou > repeat.mask_iou, result.table()
+    assert model.psnr > repeat.psnr + 1.0 and model.psnr > mean.psnr, result.table()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 6 open: tiny-orbit (10500 steps) is only 0.8 dB over repeat-input")
-def test_tiny_orbit_beats_the_baselines_on_unseen_objects(unseen_eval):
-    """The issue's target: novel views clearly better than both trivial baselines."""
-    result, model, repeat, mean = unseen_eval
+@pytest.mark.slow
+def test_tiny_orbit_clearly_beats_the_baselines_on_64_unseen_samples():
+    """The issue's target, on 64 samples as `svd3d eval orbit --objects 64` scores the held-out set, but of
+    objects from a seed no run uses (32 objects, static and dynamic orbits): novel-view PSNR more than 1 dB above
+    both trivial baselines, SSIM above both, mask IoU above repeat-input. About 3 minutes on 2 cores."""
+    from svd3d.eval.orbit import evaluate_orbit
+    from svd3d.train.procedural import procedural_orbit_dataset
+
+    result = evaluate_orbit(None, procedural_orbit_dataset(32, seed=777), progress=False)
+    model, repeat, mean = (result.mean[m] for m in ("model", "repeat-input", "mean-image"))
     assert model.psnr > max(repeat.psnr, mean.psnr) + 1.0, result.table()
     assert model.ssim > max(repeat.ssim, mean.ssim), result.table()
     assert model.mask_iou > repeat.mask_iou, result.table()
