@@ -33,7 +33,7 @@ LIMITS = {
   and colours, and turns it, but box corners round off, stripes and checks turn into patches of their two colours,
   and hidden parts are smooth guesses. Its best guess of the views from the input alone (one denoising step from
   sigma 80, `recipes/denoise_probe.py`) scores 16.1 dB on held-out objects, where the VAE could draw them at
-  25 dB: the model, not the decoder, is the limit, and it was still improving with training.
+  25 dB: the model, not the decoder, is the limit, and its gains from more steps were getting small.
 - It knows one world: toy objects of 1-4 primitives (spheres, boxes, cylinders, cones, capsules, tori) in flat,
   two-tone, striped or checkered colours, lit by a headlight, on white, seen from -5 to 30 degrees elevation.
   Photos of real objects (the bench photos, a chair, a shoe) come out as coloured blobs that turn: shape and colour

@@ -30,12 +30,9 @@ from svd3d.models import load_model
 from svd3d.pipelines.common import decoded_to_frames, unet_network
 from svd3d.pipelines.orbit import orbit_vector
 from svd3d.train.data import OrbitData
+from svd3d.train.loop import frames_tensor
 
 SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0, 80.0)
-
-
-def _pixels(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(frames, np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
 @torch.no_grad()
@@ -44,12 +41,12 @@ def probe(model, data: OrbitData, sigmas=SIGMAS, seed: int = 0) -> dict[str, lis
     reconstruction of the same views ('vae')."""
     model.unet.eval()
     model.vae.eval()
-    n, frames = len(data), data.frames.shape[1]
+    n, frames, size = len(data), data.frames.shape[1], data.frames.shape[2]
     perm = model_order(frames, model.info.frame_order)
     scored = perm != 0  # the input view is not a novel view
     names, scale, net = model.unet.vector_names, model.scaling_factor, unet_network(model.unet)
     g = torch.Generator().manual_seed(seed)
-    inputs = [_pixels(data.frames[i, :1]) for i in range(n)]
+    inputs = [frames_tensor(data.frames[i, :1], size) for i in range(n)]
     conds = [
         (
             encode_clip(model.image_encoder, x).float(),
@@ -57,11 +54,14 @@ def probe(model, data: OrbitData, sigmas=SIGMAS, seed: int = 0) -> dict[str, lis
         )
         for x in inputs
     ]
+
+    def decode(z: torch.Tensor) -> np.ndarray:
+        return decoded_to_frames(decode_latents(model.vae, z, scale, frames)[0])[scored]
+
     own, other, vae = [[] for _ in sigmas], [[] for _ in sigmas], []
     for i in range(n):
         truth = np.asarray(data.frames[i], np.float32)[perm][scored] / 255.0
-        x0 = (model.vae.encode(_pixels(data.frames[i])[perm]).latent_dist.mode() * scale)[None]
-        decode = lambda z: decoded_to_frames(decode_latents(model.vae, z, scale, frames)[0])[scored]  # noqa: E731
+        x0 = (model.vae.encode(frames_tensor(data.frames[i], size)[perm]).latent_dist.mode() * scale)[None]
         vae.append(psnr(decode(x0), truth))
         vector = orbit_vector(
             names, data.elevations[i], data.azimuths[i], perm, model.info.cond_aug, model.info.azimuth_sign

@@ -127,7 +127,7 @@ def _load_data(recipe: Recipe, run: Path, is_main: bool, wait):
     return data
 
 
-def _frames_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
+def frames_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
     """(M, H, W, 3) uint8 -> (M, 3, size, size) float32 in [-1, 1] (area-resized when the size differs)."""
     x = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
     if x.shape[-1] != size or x.shape[-2] != size:
@@ -194,7 +194,7 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device, cache_di
     if total < frames:
         raise SVD3DError(f"the clips have {total} frames, fewer than model.frames = {frames}")
     perm = model_order(frames, model.info.frame_order) if model.info.kind == "orbit" else np.arange(frames)
-    firsts = torch.cat([_frames_tensor(data.frames[s : s + ENCODE_BATCH, 0], size)
+    firsts = torch.cat([frames_tensor(data.frames[s : s + ENCODE_BATCH, 0], size)
                         for s in range(0, len(data), ENCODE_BATCH)])  # fmt: skip
     vector, column = _vectors(model, data, perm)
     cached = None
@@ -208,7 +208,7 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device, cache_di
     scale = model.scaling_factor
     latents, embeds = [], []
     for i in range(len(data)):
-        pixels = _frames_tensor(data.frames[i, :frames][perm], size)  # (T, 3, S, S) in model order
+        pixels = frames_tensor(data.frames[i, :frames][perm], size)  # (T, 3, S, S) in model order
         chunks = [vae.encode(pixels[s : s + ENCODE_BATCH].to(device)).latent_dist.mode() * scale
                   for s in range(0, frames, ENCODE_BATCH)]  # fmt: skip
         latents.append(torch.cat(chunks).float().cpu())
@@ -302,7 +302,7 @@ def _train_vae(
         clips = np.stack(
             [data.frames[int(i), int(s) : int(s) + clip_frames] for i, s in zip(index[mine], start[mine], strict=True)]
         )
-        x = _frames_tensor(clips.reshape(-1, *clips.shape[2:]), m.size).to(accelerator.device)
+        x = frames_tensor(clips.reshape(-1, *clips.shape[2:]), m.size).to(accelerator.device)
         e = eps[mine.start * clip_frames : mine.stop * clip_frames].to(accelerator.device)
         with accelerator.autocast():
             loss = module(x, e)
