@@ -42,6 +42,22 @@ def tiny_orbit_model():
     return tiny_random_model("orbit", seed=0)
 
 
+def float32_reorder_bound(reference, reduction: int, ulps: float = 2.0) -> float:
+    """The largest difference two float32 implementations of the same real-arithmetic function may show.
+
+    Two implementations that are equal in real arithmetic (a fused kernel against a plain one, one summation
+    order against another, another CPU's SIMD width) still round differently: a float32 sum of `reduction`
+    terms carries a rounding error of at most about `reduction` units of float32 epsilon relative to its
+    magnitude, and a network's later layers carry that error on at roughly the output's scale. So the bound is
+    `ulps * reduction * eps * max|reference|`: a few float32 ulps per reduced term, on the output's scale.
+    Bit-identical reruns of the *same* code are a different promise and are compared exactly elsewhere.
+    """
+    import torch
+
+    scale = float(torch.as_tensor(reference).abs().max())
+    return ulps * reduction * torch.finfo(torch.float32).eps * scale
+
+
 def make_test_image(width: int = 96, height: int = 72, mode: str = "RGB") -> Image.Image:
     """A deterministic picture with structure (gradient, disc, bar), so crops and rotations are checkable."""
     y, x = np.mgrid[0:height, 0:width]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_test_image
+from conftest import float32_reorder_bound, make_test_image
 
 from svd3d.models import load_model
 from svd3d.models.diffusers_io import save_diffusers
@@ -74,6 +74,8 @@ def test_video_frames_match_stable_video_diffusion_pipeline(tiny_folder, guidanc
         progress=False,
     )
     assert result.frames.shape == ref.shape == (8, 64, 64, 3)
+    # frames in [0, 1]; the two pipelines differ only in float32 rounding order (measured ~1e-6), amplified by 5
+    # Euler steps: 1e-4 leaves room for any CPU, while a wrong schedule, guidance or conditioning moves frames by >1e-2
     assert np.abs(result.frames - ref).max() <= 1e-4
     assert result.frames.std() > 0.01  # not a degenerate (constant) output
 
@@ -93,8 +95,10 @@ def test_per_frame_unet_equals_stock_with_shared_vector(tiny_folder):
         ref = stock(x, t, ctx, ids).sample
         shared = ours(x, t, ctx, ids).sample  # (B, F): one vector per video
         per_frame = ours(x, t, ctx, ids[:, None].expand(2, 3, 3)).sample  # (B, T, F), all frames equal
-    assert (shared - ref).abs().max() <= 1e-5
-    assert (per_frame - ref).abs().max() <= 1e-5
+    # the same blocks, our embedding path: equal in real arithmetic, float32 rounding order may differ
+    bound = float32_reorder_bound(ref, max(stock.config.block_out_channels))
+    assert (shared - ref).abs().max() <= bound
+    assert (per_frame - ref).abs().max() <= bound
 
 
 def test_per_frame_vectors_reach_their_own_frames(tiny_orbit_model):
