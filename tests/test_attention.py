@@ -1,9 +1,8 @@
-"""svd3d.models.attention: single-token cross-attention computed without the attention, exactly."""
+"""svd3d.models.attention: single-token cross-attention computed without the attention, exact up to float32 rounding."""
 
 from __future__ import annotations
 
 import torch
-
 from conftest import float32_reorder_bound
 
 from svd3d.models.attention import (
