@@ -264,25 +264,81 @@ def write_transforms(path: Path, frames: list[CameraFrame], intrinsics: Intrinsi
     write_json(Path(path), transforms_dict(frames, intrinsics, extra))
 
 
+RIGID_TOLERANCE = 1e-3  # how far a camera-to-world rotation may be from orthonormal (written matrices: ~1e-10)
+
+
+_MEANING = {"w": "the image width", "h": "the image height", "fl_x": "the focal length", "fl_y": "the focal length",
+            "cx": "the principal point", "cy": "the principal point"}  # fmt: skip
+
+
+def _number(data: dict, key: str, path: Path, default: float | None = None, positive: bool = True) -> float:
+    """data[key] (`default` when absent) as a finite float, > 0 when `positive`; SVD3DError naming the key if not."""
+    raw = data[key] if default is None else data.get(key, default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value) or (positive and value <= 0):
+        need = "a finite number > 0" if positive else "a finite number"
+        raise SVD3DError(f"{path}: {key} is {raw!r}; it must be {_MEANING[key]} in pixels, {need}")
+    return value
+
+
+def _c2w_problem(matrix) -> str | None:
+    """What is wrong with a camera-to-world matrix (4x4, finite, rigid, last row [0, 0, 0, 1]), or None."""
+    try:
+        c2w = np.asarray(matrix, float)
+    except (TypeError, ValueError):
+        c2w = None
+    if c2w is None or c2w.shape != (4, 4) or not np.isfinite(c2w).all():
+        return "is not a 4x4 matrix of finite numbers"
+    if not c2w.any():
+        return "is all zeros"
+    if not np.allclose(c2w[3], [0, 0, 0, 1], atol=RIGID_TOLERANCE):
+        return f"has last row {np.round(c2w[3], 6).tolist()}, not [0, 0, 0, 1]"
+    rot = c2w[:3, :3]
+    error = np.abs(rot.T @ rot - np.eye(3)).max()
+    if error > RIGID_TOLERANCE:
+        return f"has a rotation part that is not orthonormal (scale or shear: |R^T R - I| = {error:.3g})"
+    if np.linalg.det(rot) < 0:
+        return "has a rotation part with determinant -1 (a mirror)"
+    return None
+
+
 def read_transforms(path: Path) -> tuple[Intrinsics, list[CameraFrame]]:
-    """Read a nerfstudio transforms.json (global intrinsics; per-frame intrinsics are not supported)."""
+    """Read a nerfstudio transforms.json (global intrinsics; per-frame intrinsics are not supported).
+
+    Checks what every reader needs: w, h, fl_x, fl_y > 0, finite cx, cy, and rigid camera-to-world matrices
+    (the errors name the frame, by index and file_path, and the field)."""
     path = Path(path)
     if not path.is_file():
         raise SVD3DError(f"{path} does not exist; a nerfstudio folder needs transforms.json")
     try:
         data = json.loads(path.read_text())
-        w, h = int(data["w"]), int(data["h"])
-        fl_x = float(data["fl_x"])
-        intr = Intrinsics(
-            w, h, fl_x, float(data.get("fl_y", fl_x)), float(data.get("cx", w / 2)), float(data.get("cy", h / 2))
-        )
+        w, h = _number(data, "w", path), _number(data, "h", path)
+        if w != int(w) or h != int(h):
+            raise SVD3DError(f"{path}: w x h is {data['w']!r}x{data['h']!r}; both must be whole numbers of pixels")
+        w, h = int(w), int(h)
+        fl_x = _number(data, "fl_x", path)
+        fl_y = _number(data, "fl_y", path, default=fl_x)
+        cx, cy = _number(data, "cx", path, w / 2, positive=False), _number(data, "cy", path, h / 2, positive=False)
+        intr = Intrinsics(w, h, fl_x, fl_y, cx, cy)
         frames = []
-        for item in data["frames"]:
+        for i, item in enumerate(data["frames"]):
+            file_path = item["file_path"]
+            if not isinstance(file_path, str) or not file_path:
+                raise SVD3DError(
+                    f"{path}: frame {i} has file_path {file_path!r}; give the image path, e.g. images/000.png"
+                )
+            problem = _c2w_problem(item["transform_matrix"])
+            if problem is not None:
+                raise SVD3DError(
+                    f"{path}: frame {i} ({file_path}) transform_matrix {problem}; "
+                    "give a rigid camera-to-world matrix (rotation, translation, last row [0, 0, 0, 1])"
+                )
             c2w = np.asarray(item["transform_matrix"], float)
-            if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
-                raise SVD3DError(f"{path}: frame {item.get('file_path')} has a bad transform_matrix (4x4 finite)")
-            frames.append(CameraFrame(item["file_path"], c2w, item.get("elevation_deg"), item.get("azimuth_deg")))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
+            frames.append(CameraFrame(file_path, c2w, item.get("elevation_deg"), item.get("azimuth_deg")))
+    except (KeyError, TypeError, ValueError, OverflowError, json.JSONDecodeError) as err:
         if isinstance(err, SVD3DError):
             raise
         raise SVD3DError(f"{path} is not a valid nerfstudio transforms.json ({type(err).__name__}: {err})") from None

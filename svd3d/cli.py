@@ -10,22 +10,41 @@ import click
 
 from svd3d.errors import SVD3DError
 
+NOTHING_WRITTEN = "nothing was written, and an earlier output there is as it was"
 
-def _run(fn, *args, **kwargs):
-    """Call the API; user errors become one line on stderr and exit code 2."""
+
+def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
+    """Call the API; user errors become one line on stderr and exit code 2. Ctrl-C, and SIGTERM (kill, timeout, a
+    cluster's scheduler), unwind the job the same way (staged outputs are removed) and exit 130 / 143 with a line
+    saying what was `left`."""
+    import signal
+
     from diffusers.utils import logging as diffusers_logging  # imported here: `--help` stays instant
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
+    terminated = []
+
+    def on_sigterm(signum, frame):
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return fn(*args, **kwargs)
     except SVD3DError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        click.echo("interrupted; no output was written", err=True)
-        sys.exit(130)
+        click.echo(f"{'terminated' if terminated else 'interrupted'}: {left}", err=True)
+        sys.exit(143 if terminated else 130)
+    except OSError as err:  # the machine refused a write (disk full, permissions changed during the job)
+        where = f" {err.filename}" if err.filename else ""
+        click.echo(f"error: cannot write{where}: {err.strerror or err}; {NOTHING_WRITTEN}", err=True)
+        sys.exit(2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _size(ctx, param, value):
@@ -226,21 +245,25 @@ def orbit(image: Path, output: Path | None, no_mesh: bool, **options) -> None:
     cameras), run.json, then reconstructs the object (as `svd3d recon` does): mesh.glb, preview.png (views and
     mesh renders), recon.json. --no-mesh stops after the views.
     """
-    from svd3d.pipelines.orbit import generate_orbit
-
     out = output or Path("out") / image.stem
     recon = _recon_kwargs(options)
-    result = _run(generate_orbit, image, output=out, **options)
+    if no_mesh:
+        from svd3d.pipelines.orbit import generate_orbit
+
+        result, mesh = _run(generate_orbit, image, output=out, **options), None
+    else:
+        from svd3d.api import generate_asset
+
+        recon.update(device=options["device"], seed=options["seed"])
+        asset = _run(generate_asset, image, output=out, recon=recon, **options)
+        result, mesh = asset.views, asset.mesh
     t = result.timings
     click.echo(
         f"wrote {out}/ ({result.settings.num_frames} {result.settings.orbit} views at {result.settings.size}px, "
         f"object found by {result.run['preprocess']['method']}) in {sum(t.values()):.1f} s "
         f"(sampling {t.get('sample', 0):.1f} s)"
     )
-    if not no_mesh:
-        from svd3d.recon.pipeline import reconstruct
-
-        mesh = _run(reconstruct, out, device=options["device"], seed=options["seed"], **recon)
+    if mesh is not None:
         click.echo(f"wrote {_mesh_summary(mesh)}")
 
 
@@ -287,7 +310,8 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
 
     scores = _run(work)
     click.echo(f"chamfer {scores.chamfer:.5f}  f-score@{scores.tau:g} {scores.f_score:.4f} "
-               f"(precision {scores.precision:.4f}, recall {scores.recall:.4f})  volume IoU {scores.volume_iou:.4f}")  # fmt: skip
+               f"(precision {scores.precision:.4f}, recall {scores.recall:.4f})  volume IoU {scores.volume_iou:.4f}  "
+               f"normal consistency {scores.normal_consistency:.4f}")  # fmt: skip
     click.echo(f"protocol: {scores.protocol}")
 
 
@@ -401,10 +425,12 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
     """
 
     def work():
+        from svd3d import outputs
         from svd3d.devices import resolve_dtype
         from svd3d.models import load_model
         from svd3d.models.diffusers_io import save_diffusers
 
+        outputs.check_replaceable(out_dir)  # before the checkpoint is read
         if not (checkpoint.is_file() or (checkpoint / "model_index.json").is_file()):
             raise SVD3DError(
                 f"checkpoint {checkpoint} is neither a file nor a diffusers folder (no model_index.json); pass an sgm "
@@ -447,7 +473,7 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
         values = dict(parse_override(text) for text in overrides)
         return train_recipe(recipe, output, overrides=values, device=device, stop_after=stop_after)
 
-    result = _run(work)
+    result = _run(work, left="the run keeps its last checkpoint; run the same command to resume")
     last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
     click.echo(f"trained to step {result.step} ({result.steps_per_second:.2f} steps/s{last}); "
                f"model: {result.model_dir}")  # fmt: skip

@@ -48,3 +48,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name not in DTYPES:
         raise SVD3DError(f"unknown dtype {name!r}; use auto, float32, float16 or bfloat16")
     return DTYPES[name]
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory `device` has: a CUDA device's total memory; for the CPU (and MPS, which shares it) the
+    machine's physical memory. None where that cannot be read."""
+    import os
+
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return int(torch.cuda.get_device_properties(index).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return None

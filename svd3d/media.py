@@ -1,23 +1,19 @@
-"""Writing outputs: video files, frame folders and JSON, always through a temporary name renamed into place."""
+"""Writing outputs: video files, frame folders and JSON, always through a temporary name renamed into place.
+
+What svd3d may replace, and how a folder output is staged and swapped into place, is svd3d.outputs."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from svd3d.errors import SVD3DError
+from svd3d.outputs import atomic_file, replacing
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
-FRAMES_FOLDER_ENTRY = re.compile(r"\d{3,}\.png|run\.json")  # what a frames folder svd3d wrote may hold
 
 
 def output_format(out: Path) -> str:
@@ -33,64 +29,10 @@ def output_format(out: Path) -> str:
                 ) from None
         return suffix[1:]
     if suffix == "" or out.is_dir():
-        check_output_folder(out, FRAMES_FOLDER_ENTRY)
         return "frames"
     raise SVD3DError(
         f"cannot write {out}: output must end in .mp4, .gif or .webp, or be a folder (no suffix) for PNG frames"
     )
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def usual_permissions(folder: Path) -> None:
-    """`folder`, and the folders under it, 0777 and files 0666, less the umask: mkdtemp / mkstemp and some writers
-    (safetensors) make 0700 / 0600 ones."""
-    mask = _umask()
-    os.chmod(folder, 0o777 & ~mask)
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            os.chmod(Path(root) / name, 0o777 & ~mask)
-        for name in files:
-            if not (Path(root) / name).is_symlink():
-                os.chmod(Path(root) / name, 0o666 & ~mask)
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp and some writers (safetensors) make 0600 files
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; on success it replaces `path` (an older folder there is removed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp-dir", dir=path.parent))
-    try:
-        yield tmp
-        usual_permissions(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -110,7 +52,7 @@ def write_video(frames: np.ndarray, out: Path, fps: float) -> Path:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     if fmt == "frames":
-        with atomic_dir(out) as tmp:
+        with replacing(out, "video") as tmp:
             write_frames_png(frames, tmp)
         return out
     with atomic_file(out) as tmp:
@@ -173,17 +115,3 @@ def contact_sheet(images: list, labels: list[str] | None = None, columns: int = 
         if labels:
             draw.text((x + 4, y + cell + 1), labels[i], fill=(40, 40, 40))
     return sheet
-
-
-def check_output_folder(out: Path, allowed: re.Pattern, earlier: str = "replaced") -> None:
-    """An output folder may be new, empty, or an earlier run of the same job (names matching `allowed`, which the
-    job then `earlier`: replaces, resumes, ...); a folder with anything else in it is never touched."""
-    if out.exists() and not out.is_dir():
-        raise SVD3DError(f"output {out} exists and is not a folder; choose another name")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if not allowed.fullmatch(p.name))
-        if foreign:
-            raise SVD3DError(
-                f"output folder {out} already holds other files ({', '.join(foreign[:3])}); choose a new folder "
-                f"(an earlier svd3d output folder would be {earlier})"
-            )

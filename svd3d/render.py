@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from svd3d import outputs
 from svd3d.cameras import DEFAULT_FOV_DEG, DEFAULT_RADIUS, CameraFrame, Intrinsics, orbit_c2w, write_transforms
 from svd3d.errors import SVD3DError
 
@@ -597,9 +597,7 @@ def frame_safe_fit(radius: float = DEFAULT_RADIUS, fov_deg: float = DEFAULT_FOV_
 
 # ------------------------------------------------------------------------------------------------ folders
 
-_RENDER_FOLDER_ENTRY = re.compile(r"images|depth|normals|transforms\.json")  # an earlier render may be replaced
-
-
+@outputs.holds_output(lambda args: args["out_dir"])
 def render_to_folder(
     mesh,
     orbit_angles: tuple[np.ndarray, np.ndarray],
@@ -620,7 +618,8 @@ def render_to_folder(
     A file is normalised by `load_mesh(path, fit, fit_to)`; the default fit_to="sphere" keeps the object inside
     every frame at the default camera (fit_to="cube" follows the cube exactly and can leave the frame).
 
-    Layout (written to a temporary folder, renamed into place; an earlier render folder there is replaced):
+    Layout (staged, swapped into place when complete; an earlier svd3d output there is replaced, anything else is
+    refused, see svd3d.outputs):
 
         images/000.png ...   RGBA, RGB composited on white, alpha = coverage; 000 = first orbit angle
         depth/000.png ...    depth="png16": 16-bit, millimetres along the camera -Z axis, 0 = background
@@ -632,13 +631,12 @@ def render_to_folder(
     """
     from PIL import Image
 
-    from svd3d.media import atomic_dir, check_output_folder
 
     # 1. check inputs
     out_dir = Path(out_dir)
     if depth not in ("none", "png16", "npy"):
         raise SVD3DError(f"depth must be 'none', 'png16' or 'npy', got {depth!r}")
-    check_output_folder(out_dir, _RENDER_FOLDER_ENTRY)
+    outputs.check_replaceable(out_dir)
     elevations, azimuths = (np.asarray(a, dtype=np.float64) for a in orbit_angles)
     # 2. load and render
     from_file = isinstance(mesh, str | Path)
@@ -665,7 +663,7 @@ def render_to_folder(
         if finite.size and finite.max() * 1000 > 65535:
             raise SVD3DError(f"depth up to {finite.max():.1f} m does not fit 16-bit millimetres; use depth='npy'")
     # 3. write the folder
-    with atomic_dir(out_dir) as tmp:
+    with outputs.replacing(out_dir, "render") as tmp:
         frames = []
         (tmp / "images").mkdir()
         for sub in (["depth"] if depth != "none" else []) + (["normals"] if normals else []):

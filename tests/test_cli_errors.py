@@ -177,7 +177,7 @@ def test_convert_refuses_non_empty_target(tmp_path):
     target.mkdir()
     (target / "keep.txt").write_text("mine")
     r = run(["convert", str(sgm_fixture("svd.safetensors")), str(target)])
-    assert r.exit_code != 0 and "not empty" in r.output
+    assert r.exit_code == 2 and "svd3d did not write (keep.txt)" in r.output
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
 
 
@@ -193,5 +193,5 @@ def test_output_folder_with_other_files_is_never_replaced(work):
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not delete")
     r = run([*VIDEO, str(work / "input.png"), "-o", str(precious)])
-    assert r.exit_code != 0 and "already holds other files" in r.output
+    assert r.exit_code != 0 and "svd3d did not write" in r.output
     assert (precious / "thesis.tex").read_text() == "do not delete"

@@ -271,7 +271,7 @@ def test_parse_formats():
 
 def test_a_failed_export_leaves_no_file(textured, tmp_path, monkeypatch):
     def broken(mesh, path):
-        from svd3d.media import atomic_file
+        from svd3d.outputs import atomic_file
 
         with atomic_file(path) as tmp:
             tmp.write_bytes(b"partial")

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from svd3d.errors import SVD3DError
-from svd3d.media import atomic_file, output_format, write_video
+from svd3d.media import output_format, write_video
+from svd3d.outputs import atomic_file
 
 
 def frames(t=6, h=48, w=64):
@@ -38,14 +39,14 @@ def test_animated_images(tmp_path, suffix):
 def test_png_folder(tmp_path):
     out = write_video(frames(), tmp_path / "frames", fps=7)
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"{i:03d}.png" for i in range(6)]
+    assert names == [".svd3d.json"] + [f"{i:03d}.png" for i in range(6)]  # the mark: svd3d may replace it
     assert np.array_equal(np.asarray(Image.open(out / "002.png")), frames()[2])
 
 
 def test_png_folder_replaces_old_run(tmp_path):
     write_video(frames(6), tmp_path / "frames", fps=7)
     write_video(frames(3), tmp_path / "frames", fps=7)
-    assert len(list((tmp_path / "frames").iterdir())) == 3
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["frames"]
 
 
@@ -72,13 +73,13 @@ def test_outputs_get_the_usual_permissions_even_from_safetensors(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from svd3d.media import atomic_dir
+    from svd3d.outputs import replacing
 
     old = os.umask(0o022)
     try:
         with atomic_file(tmp_path / "one.safetensors") as tmp:
             save_file({"x": torch.zeros(2)}, str(tmp))
-        with atomic_dir(tmp_path / "model") as tmp:
+        with replacing(tmp_path / "model", "model") as tmp:
             (tmp / "unet").mkdir()
             save_file({"x": torch.zeros(2)}, str(tmp / "unet" / "w.safetensors"))
     finally:

@@ -120,7 +120,7 @@ def test_write_dataset_replaces_its_own_folder_but_not_a_foreign_one(tmp_path):
     assert sorted(p.name for p in (tmp_path / "data" / "images").iterdir()) == ["000.png", "001.png"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(SVD3DError, match="already holds other files"):
+    with pytest.raises(SVD3DError, match="svd3d did not write"):
         ns.write_dataset(views, tmp_path / "other")
 
 

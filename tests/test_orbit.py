@@ -36,7 +36,7 @@ def test_orbit_folder(tmp_path):
     r = run([*args, "-o", str(out)])
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["frames", "input.png", "orbit.mp4", "preview.png", "run.json", "transforms.json"]
+    assert names == [".svd3d.json", "frames", "input.png", "orbit.mp4", "preview.png", "run.json", "transforms.json"]
     assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{i:03d}.png" for i in range(6)]
     # frame 000 is the input view: exactly the conditioning image
     assert np.array_equal(np.asarray(Image.open(out / "frames/000.png")), np.asarray(Image.open(out / "input.png")))
@@ -116,6 +116,6 @@ def test_orbit_never_replaces_foreign_folder(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("keep")
     r = run(["orbit", str(photo), "--model", "random-tiny-orbit", "--steps", "1", "--no-mesh", "-o", str(out)])
-    assert r.exit_code != 0 and "already holds other files" in r.output
+    assert r.exit_code != 0 and "svd3d did not write" in r.output
     assert (out / "notes.txt").read_text() == "keep"
     shutil.rmtree(out)

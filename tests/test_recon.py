@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -66,12 +67,9 @@ def test_direction_check_flips_mirrored_cameras(views_dir, tmp_path):
     elev = np.array([f.elevation for f in frames])
     azim = np.array([f.azimuth for f in frames])
     mirrored = orbit_c2w(elev, -azim)
-    bad = [
-        CameraFrame(f"../{views_dir.name}/{f.file_path}", c, e, -a)
-        for f, c, e, a in zip(frames, mirrored, elev, azim, strict=True)
-    ]
+    bad = [CameraFrame(f.file_path, c, e, -a) for f, c, e, a in zip(frames, mirrored, elev, azim, strict=True)]
     folder = views_dir.parent / "mirrored"
-    folder.mkdir(exist_ok=True)
+    shutil.copytree(views_dir / "images", folder / "images", dirs_exist_ok=True)  # image paths stay inside a folder
     write_transforms(folder / "transforms.json", bad, intr)
     report = check_direction(load_views(folder))
     assert report["mirrored"] and report["mean_iou"]["mirrored"] > report["mean_iou"]["as given"] + 0.05

@@ -228,7 +228,7 @@ def test_render_to_folder_round_trip(tmp_path):
     assert len(list((out / "images").iterdir())) == 2
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
-    with pytest.raises(SVD3DError, match="already holds other files"):
+    with pytest.raises(SVD3DError, match="svd3d did not write"):
         render_to_folder(path, (elevations, azimuths), tmp_path / "mine", size=32)
 
 

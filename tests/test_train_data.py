@@ -90,13 +90,13 @@ def test_save_replaces_an_earlier_dataset_but_nothing_else(tmp_path):
     assert len(OrbitData.load(tmp_path / "ds")) == 2
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(SVD3DError, match="already holds other files"):
+    with pytest.raises(SVD3DError, match="svd3d did not write"):
         orbit_data().save(tmp_path / "other")
     (tmp_path / "stray").mkdir()
     np.save(tmp_path / "stray" / "frames.npy", np.zeros(3))
-    with pytest.raises(SVD3DError, match="not an svd3d dataset"):
+    with pytest.raises(SVD3DError, match=r"svd3d did not write \(frames\.npy\)"):
         orbit_data().save(tmp_path / "stray")
-    assert not list(tmp_path.glob(".*tmp*"))  # no temporary folders left behind
+    assert not list(tmp_path.glob(".*"))  # no staging folders or locks left behind
 
 
 def _edit_manifest(folder: Path, **changes):
@@ -107,19 +107,22 @@ def _edit_manifest(folder: Path, **changes):
 
 
 def test_load_checks_the_manifest_against_the_arrays(tmp_path):
-    folder = tmp_path / "ds"
+    folder = tmp_path / "ds1"  # a dataset edited by hand is the user's: svd3d never replaces it
     orbit_data().save(folder)
     _edit_manifest(folder, frames=5)
     with pytest.raises(SVD3DError, match=r"frames\.npy is \(4, 3, 8, 8, 3\) uint8 but its manifest says"):
         OrbitData.load(folder)
+    folder = tmp_path / "ds2"
     orbit_data().save(folder)
     _edit_manifest(folder, count=3)
     with pytest.raises(SVD3DError, match="count is 3 but names has 4"):
         OrbitData.load(folder)
+    folder = tmp_path / "ds3"
     orbit_data().save(folder)
     (folder / "azimuths.npy").unlink()
     with pytest.raises(SVD3DError, match=r"missing azimuths\.npy"):
         OrbitData.load(folder)
+    folder = tmp_path / "ds4"
     orbit_data().save(folder)
     np.save(folder / "elevations.npy", np.zeros((4, 3), np.float64))
     with pytest.raises(SVD3DError, match=r"elevations\.npy is \(4, 3\) float64"):
@@ -409,7 +412,7 @@ def test_build_dataset(tmp_path, mesh_folder, video_folder):
 def test_build_dataset_errors(tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "photo.jpg").write_bytes(b"")
-    with pytest.raises(SVD3DError, match="already holds other files"):
+    with pytest.raises(SVD3DError, match="svd3d did not write"):
         build_dataset("procedural", tmp_path / "busy", count=1)
     with pytest.raises(SVD3DError, match="unknown dataset kind 'cats'"):
         build_dataset("cats", tmp_path / "x")

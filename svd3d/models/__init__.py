@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -12,7 +14,7 @@ from svd3d.errors import SVD3DError
 from svd3d.models.bundle import SVDModel
 from svd3d.models.info import ModelInfo
 
-__all__ = ["SVDModel", "ModelInfo", "load_model", "resolve_kind"]
+__all__ = ["RELEASED_WIDTHS", "SVDModel", "ModelInfo", "Widths", "load_model", "model_widths", "resolve_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +67,40 @@ def resolve_kind(model: SVDModel, kind: str) -> None:
     if model.info.kind != kind:
         other = "svd3d orbit" if model.info.kind == "orbit" else "svd3d video"
         raise SVD3DError(f"model {model.source} is a {model.info.kind} model, not a {kind} model; use it with {other}")
+
+
+@dataclass(frozen=True)
+class Widths:
+    """The sizes that set a model's activation memory (svd3d.pipelines.common.peak_memory)."""
+
+    unet: int = 320  # UNet channels at latent resolution (its first block)
+    decoder: int = 256  # VAE decoder channels upsampled to full resolution (its second-finest level)
+    latent_factor: int = 8  # pixels per latent cell, per side
+
+
+RELEASED_WIDTHS = Widths()  # SVD, SVD-XT, SV3D_u, SV3D_p
+
+
+def model_widths(model) -> Widths:
+    """The Widths of a loaded SVDModel, or of a bundled name / diffusers folder read from its config files without
+    loading any weights; for anything else (sgm files, hub ids, random test models) the released models' widths."""
+    if isinstance(model, SVDModel):
+        return _widths(dict(model.unet.config), dict(model.vae.config)) or RELEASED_WIDTHS
+    from svd3d.models import registry
+
+    text = str(model or "")
+    folder = registry.ASSETS / text if text in registry.entries() else Path(text).expanduser()
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text())
+        vae = json.loads((folder / "vae" / "config.json").read_text())
+    except (OSError, ValueError):  # not a folder, or a broken one: load_model says what is wrong with it
+        return RELEASED_WIDTHS
+    return _widths(unet, vae) or RELEASED_WIDTHS
+
+
+def _widths(unet_config: dict, vae_config: dict) -> Widths | None:
+    try:
+        unet, vae = list(unet_config["block_out_channels"]), list(vae_config["block_out_channels"])
+        return Widths(int(unet[0]), int(vae[min(1, len(vae) - 1)]), 2 ** (len(vae) - 1))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None

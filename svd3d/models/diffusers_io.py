@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from svd3d import outputs
 from svd3d.errors import SVD3DError
 from svd3d.models.bundle import SVDModel
 from svd3d.models.files import fingerprint
@@ -34,6 +35,59 @@ SCHEDULER_CONFIG = {  # the EulerDiscreteScheduler config SVD ships with; svd3d'
     "timestep_type": "continuous",
     "use_karras_sigmas": True,
 }
+
+
+COMPONENTS = ("unet", "vae", "image_encoder")  # the parts svd3d loads from a diffusers folder
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # weight files that unpickle (can run code)
+
+
+def read_model_index(folder: Path) -> dict:
+    """The folder's model_index.json: an object naming at least unet, vae and image_encoder as [library, class]."""
+    path = folder / "model_index.json"
+    if not path.is_file():
+        raise SVD3DError(
+            f"{folder} is not a diffusers-format model folder (no model_index.json); pass the folder that holds "
+            "unet/, vae/ and image_encoder/, or a single .safetensors checkpoint"
+        )
+    fix = "restore it from the model's source (or re-export the model with `svd3d convert`)"
+    try:
+        index = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SVD3DError(f"{path} is not valid JSON ({err}); {fix}") from None
+    if not isinstance(index, dict):
+        raise SVD3DError(f"{path} must hold a JSON object, got a {type(index).__name__}; {fix}")
+    for part in COMPONENTS:
+        entry = index.get(part)
+        if entry is None:
+            raise SVD3DError(f"{path} lists no {part!r} component; {fix}")
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry)):
+            raise SVD3DError(f"{path}: {part!r} must be [library, class], got {entry!r}; {fix}")
+    return index
+
+
+def check_safetensors_only(folder: Path, part: str) -> None:
+    """Refuse a component whose weights are not safetensors, by file name only: nothing is opened or unpickled."""
+    sub = folder / part
+    if any(sub.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in sub.iterdir() if p.suffix in PICKLE_SUFFIXES) if sub.is_dir() else []
+    if pickles:
+        raise SVD3DError(
+            f"{sub}: only .safetensors weights are loaded, found {', '.join(pickles)} (pickle files can run code); "
+            "convert them to safetensors first, in a session you trust (save_pretrained writes safetensors)"
+        )
+    raise SVD3DError(f"{sub} holds no .safetensors weights; re-download or re-export the model")
+
+
+def read_info(folder: Path) -> ModelInfo | None:
+    """The folder's svd3d.json, or None when there is none; a broken one is a clear error."""
+    try:
+        return ModelInfo.read(folder)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise SVD3DError(
+            f"{folder / INFO_FILE} is not a valid svd3d model description ({type(err).__name__}: {err}); "
+            "restore it, or delete it to use the stock SVD defaults"
+        ) from None
 
 
 def _weights_variant(folder: Path) -> str | None:
@@ -65,33 +119,29 @@ def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str
     from svd3d.models.unet import PerFrameUNet
 
     folder = Path(folder)
-    index_path = folder / "model_index.json"
-    if not index_path.is_file():
-        raise SVD3DError(
-            f"{folder} is not a diffusers-format model folder (no model_index.json); pass the folder that holds "
-            "unet/, vae/ and image_encoder/, or a single .safetensors checkpoint"
-        )
-    index = json.loads(index_path.read_text())
-    for part in ("unet", "vae", "image_encoder"):
-        if part not in index or not (folder / part / "config.json").is_file():
+    index = read_model_index(folder)
+    for part in COMPONENTS:
+        if not (folder / part / "config.json").is_file():
             raise SVD3DError(
                 f"{folder}: component {part}/ is missing; the folder must hold unet/, vae/, image_encoder/"
             )
+        check_safetensors_only(folder, part)
     vae_class = index["vae"][1]
     vae_types = {"AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder, "AutoencoderKL": AutoencoderKL}
     if vae_class not in vae_types:
         raise SVD3DError(f"{folder}: VAE class {vae_class} is not supported ({', '.join(vae_types)})")
+    described = read_info(folder)  # before the weights: a broken svd3d.json fails fast
     variant = _weights_variant(folder)
     try:
-        unet = PerFrameUNet.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, variant=variant)
-        vae = vae_types[vae_class].from_pretrained(folder, subfolder="vae", torch_dtype=dtype, variant=variant)
-        clip = CLIPVisionModelWithProjection.from_pretrained(
-            folder / "image_encoder", torch_dtype=dtype, variant=variant
-        )
+        # use_safetensors: never fall back to a pickle file (check_safetensors_only says so first, by name)
+        safe = {"torch_dtype": dtype, "variant": variant, "use_safetensors": True}
+        unet = PerFrameUNet.from_pretrained(folder, subfolder="unet", **safe)
+        vae = vae_types[vae_class].from_pretrained(folder, subfolder="vae", **safe)
+        clip = CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", **safe)
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SVD3DError(f"cannot load the model in {folder}: {first}") from err
-    info = ModelInfo.read(folder) or infer_info(folder, dict(unet.config), vae_class)
+    info = described or infer_info(folder, dict(unet.config), vae_class)
     if tuple(info.vector_fields) != tuple(unet.vector_fields):
         raise SVD3DError(
             f"{folder}: {INFO_FILE} lists vector fields {info.vector_fields}, the UNet {unet.vector_fields}"
@@ -101,17 +151,17 @@ def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str
     return model.eval()
 
 
+@outputs.holds_output(lambda args: args["out_dir"])
 def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
-    """Write a diffusers-format folder (to a temporary name, renamed into place when complete)."""
+    """Write a diffusers-format folder (staged, swapped into place when complete). `out_dir` may be new, empty or
+    an earlier svd3d output, which is replaced; anything else is refused (svd3d.outputs)."""
     from transformers import CLIPImageProcessor
 
     from svd3d.core.clip import CLIP_MEAN, CLIP_STD
-    from svd3d.media import atomic_dir
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise SVD3DError(f"{out_dir} already exists and is not empty; choose a new folder or remove it first")
-    with atomic_dir(out_dir) as tmp:  # an empty folder there is replaced
+    outputs.check_replaceable(out_dir)
+    with outputs.replacing(out_dir, "model") as tmp:
         stock = model.info.kind == "video" and tuple(model.unet.vector_fields) == SVD_VECTOR_FIELDS
         model.unet.save_pretrained(tmp / "unet")
         if stock:  # plain SVD: record diffusers' own class so StableVideoDiffusionPipeline loads it as is

@@ -5,7 +5,6 @@ the clean image, the input-view frame replaced by the input."""
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from svd3d import media
+from svd3d import media, outputs
 from svd3d.cameras import CameraFrame, Intrinsics, build_orbit, model_order, orbit_c2w, write_transforms
 from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
@@ -34,23 +33,21 @@ from svd3d.image import (
 )
 from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
+    check_finite,
     check_guidance,
+    check_memory,
     check_positive,
+    checked_steps,
     decoded_to_frames,
     placed,
     ready_model,
     to_uint8,
     unet_network,
+    warn_far_from_training,
 )
 from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
 
 log = logging.getLogger(__name__)
-
-# what an orbit folder svd3d wrote may hold (an earlier run is replaced, anything else is never touched)
-ORBIT_FOLDER_ENTRY = re.compile(
-    r"input\.png|frames|orbit\.(mp4|gif)|transforms\.json|preview\.png|run\.json|mesh\.(glb|obj|mtl|ply|stl)|"
-    r"mesh_texture\.png|recon\.json|material\.mtl|material_0\.png"
-)
 
 
 @dataclass(frozen=True)
@@ -102,6 +99,7 @@ def orbit_vector(names, elevations, azimuths, model_perm, cond_aug: float, azimu
     return torch.tensor(np.stack([columns[n] for n in names], -1), dtype=torch.float32)
 
 
+@outputs.holds_output(lambda args: args["output"])
 def generate_orbit(
     image: str | Path | Image.Image,
     *,
@@ -146,9 +144,11 @@ def generate_orbit(
         check_size(size, size)
     out_path = Path(output) if output is not None else None
     if out_path is not None:
-        media.check_output_folder(out_path, ORBIT_FOLDER_ENTRY)
+        outputs.check_replaceable(out_path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
+    square = (size, size) if size else None
+    check_memory(model, "orbit", square, frames, decode_chunk, torch_dtype, dev, early=True)
     pil = load_image(image) if not isinstance(image, Image.Image) else image
 
     # 2. load the model and check it is an orbit model
@@ -185,6 +185,8 @@ def generate_orbit(
     )
     log.info("orbit: %s, %s orbit of %d views at %dpx, %d steps, %s on %s", info.name, orbit_name, T, side,
              settings.num_steps, settings.dtype, dev)  # fmt: skip
+    check_memory(model, "orbit", (side, side), T, settings.decode_chunk, torch_dtype, dev)
+    warn_far_from_training(info, side, side, T)
 
     # 3. preprocess: segment the object, centre it on white at object_fraction, resize to the model size
     #    (preprocess=False: the image already is the conditioning image and is only checked)
@@ -200,6 +202,8 @@ def generate_orbit(
             clip_embeds = encode_clip(model.image_encoder, pixels).float()
         with placed(model.vae, dev, offload):
             concat = encode_condition(model.vae, pixels + settings.cond_aug * aug_noise).float()
+    check_finite(clip_embeds, "encoding the image with CLIP produced a non-finite embedding", model.image_encoder)
+    check_finite(concat, "encoding the image with the VAE produced a non-finite latent", model.vae)
 
     # 5. per-frame vectors in the model's frame order (SV3D: the input view last)
     perm = model_order(T, info.frame_order)
@@ -222,11 +226,12 @@ def generate_orbit(
     with timer("sample"), placed(model.unet, dev, offload):
         denoise = guided_denoiser(unet_network(model.unet), cond, scales)
         with tqdm(total=settings.num_steps, desc="sampling", unit="step", disable=not progress) as bar:
-            latents = sample_euler(denoise, x, sigmas, callback=lambda *_: bar.update())
+            latents = sample_euler(denoise, x, sigmas, callback=checked_steps(bar, model.unet, settings.num_steps))
 
     # 8. decode, put the conditioning image in the input view's place, reorder to svd3d's order
     with timer("decode"), placed(model.vae, dev, offload):
         decoded = decode_latents(model.vae, latents, model.scaling_factor, settings.decode_chunk)[0]
+    check_finite(decoded, "decoding produced non-finite views", model.vae)
     model_frames = decoded_to_frames(decoded)  # (T, S, S, 3), model order
     model_frames[int(np.flatnonzero(perm == 0)[0])] = np.asarray(prepared.image, np.float32) / 255.0
     views = np.empty_like(model_frames)
@@ -237,6 +242,7 @@ def generate_orbit(
     intrinsics = Intrinsics.from_fov(side, side, info.fov_deg)
 
     run = {
+        "written_by": "svd3d orbit",
         "job": "orbit",
         "command": command_line(),
         "input": input_record(image),
@@ -247,13 +253,12 @@ def generate_orbit(
         "versions": versions(),
     }
 
-    # 10. write the folder (built under a temporary name, renamed into place when complete)
+    # 10. write the folder (staged under a hidden name, swapped into place when complete)
     if out_path is not None:
-        with timer("write"), media.atomic_dir(out_path) as tmp:
+        run["output"] = str(out_path)
+        with timer("write"), outputs.replacing(out_path, "orbit") as tmp:
             write_orbit_folder(tmp, prepared.image, views, elevs, azims, c2w, intrinsics)
-            run["output"] = str(out_path)
-            run["timings_s"] = dict(timer.seconds)
-            media.write_json(tmp / "run.json", run)
+            media.write_json(tmp / "run.json", {**run, "timings_s": dict(timer.seconds)})
     run["timings_s"] = dict(timer.seconds)
     return OrbitResult(
         views,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from svd3d import media
+from svd3d import media, outputs
 from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.guidance import guidance_scales, guided_denoiser
@@ -22,13 +23,17 @@ from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
 from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
+    check_finite,
     check_guidance,
+    check_memory,
     check_positive,
+    checked_steps,
     decoded_to_frames,
     placed,
     ready_model,
     to_uint8,
     unet_network,
+    warn_far_from_training,
 )
 from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
 
@@ -86,6 +91,7 @@ def check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance,
         check_size(*size)
 
 
+@outputs.holds_output(lambda args: args["output"])
 def generate_video(
     image: str | Path | Image.Image,
     *,
@@ -120,9 +126,10 @@ def generate_video(
     check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance, max_guidance, decode_chunk, size)
     out_path = Path(output) if output is not None else None
     if out_path is not None:
-        media.output_format(out_path)
+        check_video_output(out_path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
+    check_memory(model, "video", size, frames, decode_chunk, torch_dtype, dev, early=True)
     pil = load_image(image) if not isinstance(image, Image.Image) else image
 
     # 2. load the model (CPU, cast at load), check it is a video model, place it
@@ -154,6 +161,8 @@ def generate_video(
     log.info(
         "video: %s, %d frames at %dx%d, %d steps, %s on %s", info.name, T, width, height, steps_n, settings.dtype, dev
     )
+    check_memory(model, "video", (width, height), T, settings.decode_chunk, torch_dtype, dev)
+    warn_far_from_training(info, width, height, T)
 
     # 3. prepare the image: transparency on white, cover-resize and centre-crop to the model size
     fitted = fit_cover(composite_on_white(pil), width, height)
@@ -167,6 +176,8 @@ def generate_video(
             clip_embeds = encode_clip(model.image_encoder, pixels).float()  # (1, 1, D)
         with placed(model.vae, dev, offload):
             concat = encode_condition(model.vae, pixels + settings.noise_aug * aug_noise).float()  # (1, 4, h, w)
+    check_finite(clip_embeds, "encoding the image with CLIP produced a non-finite embedding", model.image_encoder)
+    check_finite(concat, "encoding the image with the VAE produced a non-finite latent", model.vae)
 
     # 5. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
     values = {"fps_id": settings.fps - 1, "motion_bucket_id": settings.motion_bucket_id, "cond_aug": settings.noise_aug}
@@ -189,15 +200,17 @@ def generate_video(
     with timer("sample"), placed(model.unet, dev, offload):
         denoise = guided_denoiser(unet_network(model.unet), cond, scales)
         with tqdm(total=steps_n, desc="sampling", unit="step", disable=not progress) as bar:
-            latents = sample_euler(denoise, x, sigmas, callback=lambda *_: bar.update())
+            latents = sample_euler(denoise, x, sigmas, callback=checked_steps(bar, model.unet, steps_n))
 
     # 8. decode in chunks of frames
     with timer("decode"), placed(model.vae, dev, offload):
         video = decode_latents(model.vae, latents, model.scaling_factor, settings.decode_chunk)  # (1, T, 3, H, W)
+    check_finite(video, "decoding produced non-finite frames", model.vae)
     frames_np = decoded_to_frames(video[0])
 
-    # 9. write the clip and run.json (each to a temporary name, renamed into place)
+    # 9. write the clip and run.json (staged, then renamed into place together)
     run = {
+        "written_by": "svd3d video",
         "job": "video",
         "command": command_line(),
         "input": input_record(image),
@@ -206,15 +219,37 @@ def generate_video(
         "versions": versions(),
     }
     if out_path is not None:
-        with timer("write"):
-            media.write_video(to_uint8(frames_np), out_path, fps=settings.fps)
-        run["output"] = str(out_path)
+        write_video_output(to_uint8(frames_np), settings.fps, out_path, run, timer)
     run["timings_s"] = dict(timer.seconds)
-    if out_path is not None:
-        media.write_json(run_json_path(out_path), run)
     return VideoResult(frames_np, settings, dict(timer.seconds), out_path, run)
 
 
 def run_json_path(out: Path) -> Path:
     """run.json beside the output: inside a frames folder, or `<name>.run.json` next to a video file."""
     return out / "run.json" if media.output_format(out) == "frames" else out.with_name(out.stem + ".run.json")
+
+
+def check_video_output(out: Path) -> None:
+    """The clip's output may be written: a free or svd3d-owned frames folder, or a clip file that is absent or
+    svd3d's own (its run.json records its hash). Checked before any work."""
+    if media.output_format(out) == "frames":
+        outputs.check_replaceable(out)
+    else:
+        outputs.check_file_replaceable(out, run_json_path(out))
+
+
+def write_video_output(frames: np.ndarray, fps: int, out: Path, run: dict, timer: Timer) -> None:
+    """Write the clip and its run.json together: a frames folder staged and swapped in whole, or the clip file and
+    `<name>.run.json` (holding the clip's hash, which marks it as svd3d's) renamed into place together."""
+    run["output"] = str(out)
+    if media.output_format(out) == "frames":
+        with outputs.replacing(out, "video") as tmp:
+            with timer("write"):
+                media.write_frames_png(frames, tmp)
+            media.write_json(tmp / "run.json", {**run, "timings_s": dict(timer.seconds)})
+        return
+    with outputs.replacing_files([out, run_json_path(out)]) as (clip, record):
+        with timer("write"):
+            media.write_video(frames, clip, fps=fps)
+        run["output_sha256"] = outputs.fingerprint(clip)["sha256"]
+        record.write_text(json.dumps({**run, "timings_s": dict(timer.seconds)}, indent=2, default=str) + "\n")

@@ -16,7 +16,7 @@ svd3d's world frame is glTF's (right-handed, +Y up, metres, front +Z), so no for
 that its origin is at the bottom centre (x, z centred, resting on y = 0), where engines put an object's pivot.
 Without `height` the mesh keeps svd3d's frame (centred at the origin, inside [-0.5, 0.5]^3).
 
-Every file is written through a temporary name and renamed into place (svd3d.media.atomic_file).
+Every file is written through a temporary name and renamed into place (svd3d.outputs.atomic_file).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from svd3d.errors import SVD3DError
-from svd3d.media import atomic_file
+from svd3d.outputs import atomic_file
 
 if TYPE_CHECKING:
     import trimesh
@@ -298,6 +298,15 @@ def export_stl(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
 
 
 EXPORTERS = {"glb": export_glb, "obj": export_obj, "ply": export_ply, "stl": export_stl}
+
+
+def files_written(path: str | Path) -> list[Path]:
+    """Every file `export_mesh(mesh, path)` may write (OBJ: its .mtl and texture beside it), for checks up front."""
+    path = Path(path)
+    if path.suffix.lower() != ".obj":
+        return [path]
+    stem = "_".join(path.stem.split())
+    return [path, path.with_name(f"{stem}.mtl"), path.with_name(f"{stem}.png")]
 
 
 def export_mesh(mesh: trimesh.Trimesh, path: str | Path, *, height: float | None = None) -> list[Path]:

@@ -39,7 +39,6 @@ import json
 import logging
 import math
 import random
-import re
 import shlex
 import time
 from dataclasses import dataclass
@@ -80,7 +79,6 @@ DATAPARSER_SETTINGS = {
     "eval_mode": "all",
     "downscale_factor": 1,
 }
-_DATASET_ENTRY = r"images|transforms\.json"
 
 
 def require_nerfstudio():
@@ -132,10 +130,11 @@ def write_dataset(views: ViewSet, folder: str | Path) -> Path:
 
     nerfstudio sorts frames by file name, so the zero-padded names keep the ViewSet's order. Cameras are the
     ViewSet's OpenGL camera-to-world matrices in svd3d's world frame, intrinsics its pinhole ones. The folder is
-    written under a temporary name and renamed into place (an earlier dataset folder there is replaced)."""
+    staged and swapped into place when complete (an earlier svd3d output there is replaced; svd3d.outputs)."""
     from PIL import Image
 
-    from svd3d.media import atomic_dir, check_output_folder, write_json
+    from svd3d import outputs
+    from svd3d.media import write_json
 
     # 1. check inputs
     folder = Path(folder)
@@ -148,11 +147,11 @@ def write_dataset(views: ViewSet, folder: str | Path) -> Path:
             f"views hold images {views.images.shape} and masks {views.masks.shape}, but the intrinsics say "
             f"{intr.width}x{intr.height}"
         )
-    check_output_folder(folder, re.compile(_DATASET_ENTRY))
+    outputs.check_replaceable(folder)
     # 2. images and cameras
     width = max(3, len(str(n - 1)))
     elev, azim, _ = angles_from_c2w(views.c2w)
-    with atomic_dir(folder) as tmp:
+    with outputs.replacing(folder, "nerfstudio dataset") as tmp:
         (tmp / "images").mkdir()
         frames = []
         for i in range(n):

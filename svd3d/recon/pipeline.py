@@ -13,8 +13,9 @@ from typing import Literal
 
 import numpy as np
 
-from svd3d import media
+from svd3d import media, outputs
 from svd3d.cameras import angles_from_c2w, orbit_c2w
+from svd3d.devices import resolve_device
 from svd3d.errors import SVD3DError
 from svd3d.runinfo import Timer, command_line, versions
 
@@ -24,6 +25,7 @@ Method = Literal["field", "hull", "nerfacto"]
 METHODS = ("field", "hull", "nerfacto")
 DIRECTION_CHECK_RESOLUTION = 96
 CHECK_SIZE = 144  # the direction check works on masks downscaled to about this size
+NERFSTUDIO_WORKDIR = ".nerfstudio"  # nerfacto's dataset and run, inside the output folder
 MIRROR_MARGIN = 0.02  # the mirrored hull must re-project this much better (mean IoU) before cameras are flipped
 
 
@@ -81,6 +83,7 @@ def check_direction(views, resolution: int = DIRECTION_CHECK_RESOLUTION) -> dict
     return {"checked": True, "mean_iou": scores, "mirrored": bool(flip), "c2w": mirrored if flip else views.c2w}
 
 
+@outputs.holds_output(lambda args: args["output"] or args["folder"])
 def reconstruct(
     folder: str | Path,
     *,
@@ -101,34 +104,19 @@ def reconstruct(
 
     Writes mesh.<format> for each format, preview.png (views beside renders of the mesh) and recon.json into
     `output` (default: the input folder)."""
-    from svd3d.devices import resolve_device
-    from svd3d.recon.export import check_height, parse_formats
-    from svd3d.recon.mesh import check_faces
-    from svd3d.recon.views import load_views
+    from svd3d.recon.views import check_folder, load_views
 
     timer = Timer()
 
     # 1. check inputs
-    if method not in METHODS:
-        raise SVD3DError(f"unknown method {method!r}; use --method field, hull or nerfacto")
-    fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
-    n_faces = check_faces(faces)
-    height = check_height(height)
-    if uv and (texture < 64 or texture > 8192 or texture & (texture - 1)):
-        raise SVD3DError(f"--texture must be a power of two from 64 to 8192 (e.g. 1024), got {texture}")
-    folder = Path(folder)
+    settings = check_recon_options(
+        method=method, formats=formats, faces=faces, texture=texture, uv=uv, height=height, device=device,
+        seed=seed, hull_resolution=hull_resolution, iterations=iterations,
+    )  # fmt: skip
+    fmts, n_faces, height, dev = settings.formats, settings.faces, settings.height, resolve_device(settings.device)
+    folder = check_folder(folder)
     out_dir = Path(output) if output is not None else folder
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SVD3DError(f"output {out_dir} exists and is not a folder; choose another -o")
-    dev = resolve_device(device)
-    if iterations is not None and iterations < 1:
-        raise SVD3DError(f"--iterations must be at least 1, got {iterations}")
-    if method == "nerfacto" and dev.type == "cpu" and iterations is None:
-        raise SVD3DError(
-            "nerfacto on the CPU takes about 5 s per iteration (its default 5000 would take hours); "
-            "pass --iterations (e.g. 300) or use --device cuda, or --method field"
-        )
-    settings = ReconSettings(method, fmts, n_faces, texture if uv else 0, height, hull_resolution, seed, str(dev))
+    outputs.check_addable(out_dir, output_names(fmts, method))
 
     # 2. views and masks
     with timer("load"):
@@ -224,9 +212,10 @@ def reconstruct(
             [f"view {i:03d}" for i in picks] + [f"mesh {i:03d}" for i in picks],
             columns=len(picks),
         )
-        with media.atomic_file(out_dir / "preview.png") as tmp:
+        with outputs.atomic_file(out_dir / "preview.png") as tmp:
             sheet.save(tmp, format="PNG")
     report = {
+        "written_by": "svd3d recon",
         "job": "recon",
         "command": command_line(),
         "input": str(folder),
@@ -246,4 +235,52 @@ def reconstruct(
         "versions": versions(),
     }
     media.write_json(out_dir / "recon.json", report)
+    written = [*files, out_dir / "preview.png", out_dir / "recon.json"]
+    if method == "nerfacto":  # its working folder stays beside the mesh, for inspection
+        written += [p for p in (out_dir / NERFSTUDIO_WORKDIR).rglob("*") if p.is_file()]
+    outputs.record_added(out_dir, written, "recon")
     return ReconResult(mesh, files, report)
+
+
+def check_recon_options(
+    *,
+    method: str = "field",
+    formats: str | tuple = ("glb",),
+    faces: str | int = "default",
+    texture: int = 1024,
+    uv: bool = True,
+    height: float | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    hull_resolution: int = 128,
+    iterations: int | None = None,
+) -> ReconSettings:
+    """Every reconstruction option checked, before any work (also by `svd3d orbit` before it generates views)."""
+    from svd3d.recon.export import check_height, parse_formats
+    from svd3d.recon.mesh import check_faces
+
+    if method not in METHODS:
+        raise SVD3DError(f"unknown method {method!r}; use --method field, hull or nerfacto")
+    fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    n_faces = check_faces(faces)
+    height = check_height(height)
+    if uv and (texture < 64 or texture > 8192 or texture & (texture - 1)):
+        raise SVD3DError(f"--texture must be a power of two from 64 to 8192 (e.g. 1024), got {texture}")
+    dev = resolve_device(device)
+    if iterations is not None and iterations < 1:
+        raise SVD3DError(f"--iterations must be at least 1, got {iterations}")
+    if method == "nerfacto" and dev.type == "cpu" and iterations is None:
+        raise SVD3DError(
+            "nerfacto on the CPU takes about 5 s per iteration (its default 5000 would take hours); "
+            "pass --iterations (e.g. 300) or use --device cuda, or --method field"
+        )
+    return ReconSettings(method, fmts, n_faces, texture if uv else 0, height, hull_resolution, seed, str(dev))
+
+
+def output_names(formats: tuple[str, ...], method: str) -> list[str]:
+    """What reconstruct writes into its output folder, relative to it (checked up front: svd3d only replaces
+    files it wrote itself)."""
+    from svd3d.recon.export import files_written
+
+    names = [p.name for fmt in formats for p in files_written(Path(f"mesh.{fmt}"))] + ["preview.png", "recon.json"]
+    return names + ([NERFSTUDIO_WORKDIR] if method == "nerfacto" else [])

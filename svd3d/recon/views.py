@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from svd3d.cameras import Intrinsics, angles_from_c2w, read_transforms
+from svd3d.cameras import CameraFrame, Intrinsics, angles_from_c2w, read_transforms
 from svd3d.errors import SVD3DError
 
 WHITE_THRESHOLD = 0.04  # a pixel is background when every channel is within this of white (in [0, 1])
 INPUT_VIEW_WEIGHT = 4.0  # how much more the input view (frame 0 of an orbit) is trusted than a generated one
+OBJECT_HALF_SIZE = 0.5  # svd3d's world: the object inside [-0.5, 0.5]^3; a camera centre in there cannot see it
 
 
 @dataclass
@@ -66,19 +67,69 @@ def mask_from_white(rgb: np.ndarray, threshold: float = WHITE_THRESHOLD) -> np.n
     return np.clip((distance - threshold) / threshold, 0.0, 1.0).astype(np.float32)
 
 
-def load_views(folder: str | Path, input_view_weight: float = INPUT_VIEW_WEIGHT) -> ViewSet:
-    """Read transforms.json and its images. The first frame (svd3d's input view) gets `input_view_weight`."""
+def check_folder(folder: str | Path) -> Path:
+    """`folder` as a Path if it is a folder (the views' one), else SVD3DError saying what FOLDER must be."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise SVD3DError(f"{folder} is not a folder; pass a nerfstudio folder with transforms.json and its images")
-    intrinsics, frames = read_transforms(folder / "transforms.json")
-    if len(frames) < 2:
-        raise SVD3DError(f"{folder}/transforms.json lists {len(frames)} view(s); reconstruction needs at least 2")
-    images, alphas, has_alpha = [], [], []
-    for frame in frames:
+    if folder.is_dir():
+        return folder
+    need = "FOLDER must be a folder with transforms.json and its images (an `svd3d orbit` or `svd3d render` output)"
+    if not folder.exists():
+        raise SVD3DError(f"{folder} does not exist; {need}")
+    if folder.name == "transforms.json":
+        raise SVD3DError(f"{folder} is a file; {need}: pass its folder, {folder.parent}")
+    Image.init()
+    if folder.suffix.lower() in Image.EXTENSION:
+        raise SVD3DError(f"{folder} is an image, not a folder; {need}; to make one from a photo: svd3d orbit {folder}")
+    raise SVD3DError(f"{folder} is a file, not a folder; {need}")
+
+
+def _frame_paths(folder: Path, frames: list[CameraFrame]) -> list[Path]:
+    """The resolved image path of each frame, refusing any that resolves (symlinks included) outside `folder`.
+    A file_path without a suffix means its .png, as nerfstudio writes them."""
+    root = folder.resolve()
+    paths = []
+    for i, frame in enumerate(frames):
         path = folder / frame.file_path
         if not path.is_file() and not path.suffix:
             path = path.with_suffix(".png")
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError, ValueError) as err:  # a symlink loop, a NUL byte
+            raise SVD3DError(
+                f"{folder}/transforms.json: frame {i} file_path {frame.file_path!r} cannot be resolved ({err}); "
+                "give the path of an image inside the folder"
+            ) from None
+        if not target.is_relative_to(root):
+            raise SVD3DError(
+                f"{folder}/transforms.json: frame {i} file_path {frame.file_path!r} resolves to {target}, outside "
+                f"the dataset folder; copy the image into {folder} and give its path relative to it"
+            )
+        paths.append(target)
+    return paths
+
+
+def _check_cameras_outside_object(folder: Path, frames: list[CameraFrame]) -> None:
+    """Refuse a camera centre inside the object's box [-0.5, 0.5]^3 (svd3d's world): it cannot see the object."""
+    for i, frame in enumerate(frames):
+        centre = frame.c2w[:3, 3]
+        if np.all(np.abs(centre) <= OBJECT_HALF_SIZE):
+            raise SVD3DError(
+                f"{folder}/transforms.json: frame {i} ({frame.file_path}) transform_matrix puts the camera at "
+                f"{np.round(centre, 4).tolist()}, inside the object's box [-0.5, 0.5]^3; svd3d expects cameras "
+                "outside it looking at the object at the origin (svd3d orbit and render use radius 2)"
+            )
+
+
+def load_views(folder: str | Path, input_view_weight: float = INPUT_VIEW_WEIGHT) -> ViewSet:
+    """Read transforms.json and its images. The first frame (svd3d's input view) gets `input_view_weight`."""
+    folder = check_folder(folder)
+    intrinsics, frames = read_transforms(folder / "transforms.json")
+    if len(frames) < 2:
+        raise SVD3DError(f"{folder}/transforms.json lists {len(frames)} view(s); reconstruction needs at least 2")
+    _check_cameras_outside_object(folder, frames)
+    paths = _frame_paths(folder, frames)
+    images, alphas, has_alpha = [], [], []
+    for frame, path in zip(frames, paths, strict=True):
         if not path.is_file():
             raise SVD3DError(f"{folder}/transforms.json lists {frame.file_path}, which does not exist")
         try:

@@ -47,7 +47,7 @@ def save_checkpoint(run: Path, step: int, tensors: dict[str, dict[str, torch.Ten
     """Write RUN/checkpoints/step-NNNNNN atomically (state.json last, then a rename); keep the newest `keep`."""
     from safetensors.torch import save_file
 
-    from svd3d.media import usual_permissions
+    from svd3d.outputs import usual_permissions
 
     final = Path(run) / "checkpoints" / f"step-{step:06d}"
     tmp = final.with_name(final.name + ".tmp")

@@ -26,13 +26,13 @@ import inspect
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+from svd3d import outputs
 from svd3d.errors import SVD3DError
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # of the folder layout; bumped when a manifest key or an array changes meaning
 MANIFEST = "manifest.json"
-DATASET_ENTRY = re.compile(r"manifest\.json|[a-z_]+\.npy")  # what a dataset folder svd3d wrote may hold
 OrbitKind = Literal["static", "dynamic"]
 DatasetKind = Literal["procedural", "meshes", "clips", "videos"]
 DEFAULT_ORBITS: tuple[OrbitKind, ...] = ("static", "dynamic")
@@ -186,8 +185,8 @@ class _Dataset:
 
     def save(self, folder: str | Path) -> Path:
         """Write the dataset folder (temporary folder renamed into place; an earlier dataset there is replaced)."""
-        from svd3d import __version__
-        from svd3d.media import atomic_dir, write_json
+        from svd3d import __version__, outputs
+        from svd3d.media import write_json
 
         folder = Path(folder)
         check_dataset_output(folder)
@@ -205,7 +204,7 @@ class _Dataset:
             "source": self.source,
             "svd3d_version": __version__,
         }
-        with atomic_dir(folder) as tmp:
+        with outputs.replacing(folder, "data") as tmp:
             for name, value in arrays.items():
                 np.save(tmp / f"{name}.npy", value, allow_pickle=False)
             write_json(tmp / MANIFEST, manifest)  # last: a folder with a manifest is complete
@@ -254,7 +253,10 @@ class ClipData(_Dataset):
 def _read_folder(folder: Path, kind: str, spec: dict, optional: tuple[str, ...], mmap: bool):
     """manifest, {field: array} of a dataset folder, every array checked against the manifest's shapes."""
     if not folder.is_dir():
-        raise SVD3DError(f"dataset folder {folder} does not exist; build one with `svd3d train data`")
+        raise SVD3DError(
+            f"dataset folder {folder} does not exist; build one with `svd3d data KIND -o {folder}` "
+            "(KIND: procedural, meshes, clips or videos)"
+        )
     path = folder / MANIFEST
     if not path.is_file():
         raise SVD3DError(f"{folder} is not an svd3d dataset: {MANIFEST} is missing (an interrupted build?); rebuild it")
@@ -303,17 +305,11 @@ def load_dataset(folder: str | Path, mmap: bool = True) -> OrbitData | ClipData:
 
 
 def check_dataset_output(out: Path) -> None:
-    """An output folder may be new, empty, or an earlier svd3d dataset (which a new build replaces); anything
-    else is never touched."""
-    from svd3d.media import check_output_folder
+    """An output folder may be new, empty, or an earlier svd3d output (which a new build replaces); anything
+    else is never touched (svd3d.outputs)."""
+    from svd3d import outputs
 
-    out = Path(out)
-    check_output_folder(out, DATASET_ENTRY)
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise SVD3DError(
-            f"output folder {out} holds .npy files but no {MANIFEST}, so it is not an svd3d dataset; choose a new "
-            "folder (an earlier dataset would be replaced)"
-        )
+    outputs.check_replaceable(Path(out))
 
 
 # ------------------------------------------------------------------------------------------------ orbit rendering
@@ -550,8 +546,9 @@ def _builders() -> dict:
     }
 
 
+@outputs.holds_output(lambda args: args["out"])
 def build_dataset(kind: DatasetKind, out: str | Path, **options) -> Path:
-    """Build a dataset of `kind` into the folder `out`; returns out. The CLI's `svd3d train data`.
+    """Build a dataset of `kind` into the folder `out`; returns out. The CLI's `svd3d data`.
 
         procedural   procedural_orbit_dataset(count, size, frames, orbits, elevation_range, seed, supersample)
         meshes       render_orbit_dataset(source=<folder or files>, size, frames, orbits, ...)

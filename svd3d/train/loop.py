@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import math
-import re
+import os
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -37,22 +37,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svd3d import outputs
 from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.vae import encode_condition
 from svd3d.errors import SVD3DError
-from svd3d.media import check_output_folder
 from svd3d.models.attention import dead_cross_attention_parameters, use_single_key_cross_attention
 from svd3d.models.bundle import SVDModel
 from svd3d.train.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
 from svd3d.train.objective import diffusion_loss, draw_noise, drop_conditioning
-from svd3d.train.recipe import Recipe, load_recipe
+from svd3d.train.recipe import Recipe, check_data, load_recipe
 
 log = logging.getLogger(__name__)
 
-RUN_ENTRY = re.compile(
-    r"checkpoints|model|data|held_out|cache|log\.jsonl|recipe\.json|run\.json|\..*"
-)  # dot-names: temporaries
 ENCODE_BATCH = 64  # frames per VAE / CLIP call while caching
 
 
@@ -186,7 +183,7 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device, cache_di
     from safetensors.torch import load_file, save_file
 
     from svd3d.cameras import model_order
-    from svd3d.media import atomic_file
+    from svd3d.outputs import atomic_file
 
     total = data.frames.shape[1]
     if model.info.kind == "orbit" and total != frames:
@@ -323,6 +320,13 @@ def _share(batch: int, world: int) -> int:
 # ------------------------------------------------------------------------------------------------ the loop
 
 
+def _main_process_output(args: dict):
+    """The run folder is locked by the main process only (rank 0 under accelerate / torchrun): the others write
+    into the same folder as part of the same job."""
+    return args["out"] if int(os.environ.get("RANK", "0")) == 0 else None
+
+
+@outputs.holds_output(_main_process_output)
 def train(
     recipe: str | Path | Recipe,
     out: str | Path,
@@ -345,7 +349,7 @@ def train(
     # 1. the recipe, the run folder, the processes
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
     run = Path(out)
-    check_output_folder(run, RUN_ENTRY, earlier="resumed")
+    outputs.check_resumable(run, "train")  # new, empty, or an svd3d training run (resumed)
     t, o, n, m = recipe.train, recipe.optim, recipe.noise, recipe.model
     accelerator = _accelerator(t.precision, device, t.grad_accum)
     is_main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
@@ -361,8 +365,9 @@ def train(
         changed = sorted(k for k in recipe.to_dict() if k != "train" and saved.get(k) != recipe.to_dict()[k])
         if changed:
             log.warning("resuming %s with a recipe whose %s differ from the run's", run, ", ".join(changed))
+    check_data(recipe)  # a bad dataset fails here, before the run folder and its recipe.json are written
     if is_main:
-        run.mkdir(parents=True, exist_ok=True)
+        outputs.start_run(run, "train")
         (run / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     accelerator.wait_for_everyone()
 

@@ -299,3 +299,32 @@ def parse_override(text: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return key, value
+
+
+def data_folder(recipe: Recipe) -> Path | None:
+    """The dataset folder a recipe's data.path names (relative paths: beside the recipe file when there, else from
+    the working directory); None for generated data."""
+    if recipe.data.generate:
+        return None
+    folder = Path(recipe.data.path)
+    if not folder.is_absolute() and recipe.source:
+        beside = Path(recipe.source).parent / folder
+        folder = beside if beside.exists() else folder
+    return folder
+
+
+def check_data(recipe: Recipe) -> None:
+    """Check a recipe's dataset folder before a run writes anything: it exists, is a dataset of the model's kind
+    (its manifest and array shapes; the arrays are memory-mapped, not read) and leaves objects to train on."""
+    from svd3d.train.data import ClipData, OrbitData
+
+    folder = data_folder(recipe)
+    if folder is None:
+        return
+    data = (OrbitData if recipe.model.kind == "orbit" else ClipData).load(folder)
+    objects = len(data.objects())
+    if recipe.data.held_out >= objects:
+        raise SVD3DError(
+            f"data.held_out = {recipe.data.held_out} leaves nothing to train on ({objects} objects in {folder}); "
+            "lower it or use a larger dataset"
+        )

@@ -1,0 +1,56 @@
+"""Jobs that chain the pipelines: image -> views around the object -> a textured mesh, in one folder.
+
+A job here writes its whole output or nothing: the views and the mesh are staged together and replace an earlier
+output only once both are complete (svd3d.outputs), so an interrupted or failed mesh stage leaves the previous
+folder as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from svd3d import media, outputs
+from svd3d.pipelines.orbit import OrbitResult, generate_orbit, write_orbit_folder
+from svd3d.recon.pipeline import ReconResult, check_recon_options, reconstruct
+
+
+@dataclass
+class AssetResult:
+    views: OrbitResult  # the generated views and their cameras
+    mesh: ReconResult  # the reconstructed mesh, its files and report (paths as they are once in place)
+    output: Path
+
+
+@outputs.holds_output(lambda args: args["output"])
+def generate_asset(image, *, output: str | Path, recon: dict | None = None, **orbit_options) -> AssetResult:
+    """`image` -> views (`generate_orbit(image, **orbit_options)`) -> mesh (`reconstruct(folder, **recon)`) in the
+    folder `output`: input.png, frames/, orbit.mp4, transforms.json, run.json, mesh.glb, preview.png, recon.json.
+
+    Every option of both stages is checked before any work; the folder replaces an earlier svd3d output only when
+    views and mesh are both complete."""
+    out = Path(output)
+    recon = dict(recon or {})
+
+    # 1. check inputs: the mesh stage's options too, so a bad one never costs a generation; the output folder
+    check_recon_options(**{k: v for k, v in recon.items() if k not in ("progress",)})
+    outputs.check_replaceable(out)
+
+    # 2. views, then the mesh, in one staging folder that is swapped into place when both are complete
+    with outputs.replacing(out, "orbit") as tmp:
+        views = generate_orbit(image, output=None, **orbit_options)
+        write_orbit_folder(
+            tmp, views.input_image, views.frames, views.elevations, views.azimuths, views.c2w, views.intrinsics
+        )
+        views.run["output"] = str(out)
+        media.write_json(tmp / "run.json", views.run)
+        outputs.write_mark(tmp, "orbit")  # the views are svd3d's: the mesh stage may replace their preview.png
+        mesh = reconstruct(tmp, **recon)
+
+        # 3. the reports name the files where they will be, not where they were staged
+        mesh.report["input"] = str(out)
+        mesh.report["files"] = [str(out / Path(f).name) for f in mesh.report["files"]]
+        media.write_json(tmp / "recon.json", mesh.report)
+        mesh.files = [out / Path(f).name for f in mesh.files]
+    views.output = out
+    return AssetResult(views, mesh, out)
