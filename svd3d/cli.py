@@ -331,7 +331,10 @@ def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) 
     against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
     baselines. Prints a markdown table."""
     from svd3d.eval.orbit import evaluate_orbit
+    from svd3d.outputs import check_file_replaceable
 
+    if json_out is not None:  # checked before the evaluation, not after it
+        _run(check_file_replaceable, json_out)
     result = _run(evaluate_orbit, model, data, **options)
     click.echo(result.table())
     if json_out is not None:
@@ -355,7 +358,10 @@ def eval_video(model: str | None, data: Path, json_out: Path | None, **options) 
     frames 1..T-1 against the real ones (PSNR, SSIM) beside the repeat-input and mean-image baselines, plus how
     close frame 0 stays to the input and how well the made motion follows the motion bucket. Prints a table."""
     from svd3d.eval.video import evaluate_video
+    from svd3d.outputs import check_file_replaceable
 
+    if json_out is not None:  # checked before the evaluation, not after it
+        _run(check_file_replaceable, json_out)
     result = _run(evaluate_video, model, data, **options)
     click.echo(result.table())
     if json_out is not None:

@@ -285,6 +285,7 @@ def locked(out: Path) -> Iterator[None]:
         finally:
             _held[key] -= 1
         return
+    check_writable(key)
     created = [p for p in reversed(key.parents) if not p.exists()]
     lock_path = key.with_name(f".{key.name}{LOCK_SUFFIX}")
     try:

@@ -230,10 +230,11 @@ class OrbitEval:
         }
 
     def write_json(self, path: str | Path) -> None:
-        """Write to_dict() to path, atomically (a temporary name renamed into place)."""
-        from svd3d import media
+        """Write to_dict() to path, atomically; an existing file there must be svd3d's own (svd3d.outputs)."""
+        from svd3d import media, outputs
 
-        media.write_json(Path(path), self.to_dict())
+        outputs.check_file_replaceable(Path(path))
+        media.write_json(Path(path), {"written_by": "svd3d eval orbit", **self.to_dict()})
 
 
 # ------------------------------------------------------------------------------------------------- evaluate

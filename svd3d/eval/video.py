@@ -104,9 +104,11 @@ class VideoEval:
         }
 
     def write_json(self, path: str | Path) -> None:
-        from svd3d import media
+        """Write to_dict() to path, atomically; an existing file there must be svd3d's own (svd3d.outputs)."""
+        from svd3d import media, outputs
 
-        media.write_json(Path(path), self.to_dict())
+        outputs.check_file_replaceable(Path(path))
+        media.write_json(Path(path), {"written_by": "svd3d eval video", **self.to_dict()})
 
 
 def evaluate_video(
