@@ -100,8 +100,9 @@ def _weights_variant(folder: Path) -> str | None:
     return None
 
 
-def infer_info(folder: Path, unet_config: dict, vae_class: str) -> ModelInfo:
-    """Defaults for a stock diffusers SVD folder that has no svd3d.json: SVD-XT when it was trained on 25 frames."""
+def infer_info(folder: Path, unet_config: dict, vae_class: str, vector_fields: tuple) -> ModelInfo:
+    """Defaults for a stock diffusers SVD folder that has no svd3d.json: SVD-XT when it was trained on 25 frames,
+    with the vector widths its UNet config says (`addition_time_embed_dim`, 256 in the released models)."""
     name = "svd_xt" if unet_config.get("num_frames", 25) >= 25 else "svd"
     base = RELEASED[name]
     if vae_class != "AutoencoderKLTemporalDecoder":
@@ -109,7 +110,8 @@ def infer_info(folder: Path, unet_config: dict, vae_class: str) -> ModelInfo:
     if unet_config.get("block_out_channels", [320])[0] != 320:  # not the released size: use its own resolution
         side = int(unet_config.get("sample_size") or 64) * 8
         base = replace(base, width=side, height=side)
-    return replace(base, name=folder.name, num_frames=int(unet_config.get("num_frames", base.num_frames)))
+    frames = int(unet_config.get("num_frames", base.num_frames))
+    return replace(base, name=folder.name, num_frames=frames, vector_fields=tuple(vector_fields))
 
 
 def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str | None = None) -> SVDModel:
@@ -141,7 +143,7 @@ def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SVD3DError(f"cannot load the model in {folder}: {first}") from err
-    info = described or infer_info(folder, dict(unet.config), vae_class)
+    info = described or infer_info(folder, dict(unet.config), vae_class, tuple(unet.vector_fields))
     if tuple(info.vector_fields) != tuple(unet.vector_fields):
         raise SVD3DError(
             f"{folder}: {INFO_FILE} lists vector fields {info.vector_fields}, the UNet {unet.vector_fields}"
