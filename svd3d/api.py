@@ -1,4 +1,5 @@
-"""Jobs that chain the pipelines: image -> views around the object -> a textured mesh, in one folder.
+"""Jobs that chain the pipelines and models: image -> views around the object -> a textured mesh, in one folder;
+a checkpoint -> a diffusers-format model folder.
 
 A job here writes its whole output or nothing: the views and the mesh are staged together and replace an earlier
 output only once both are complete (svd3d.outputs), so an interrupted or failed mesh stage leaves the previous
@@ -7,6 +8,7 @@ folder as it was.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,10 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
     recon = dict(recon or {})
 
     # 1. check inputs: the mesh stage's options too, so a bad one never costs a generation; the output folder
-    check_recon_options(**{k: v for k, v in recon.items() if k not in ("progress",)})
+    defaults = inspect.signature(reconstruct).parameters
+    check_recon_options(
+        **{name: recon.get(name, defaults[name].default) for name in inspect.signature(check_recon_options).parameters}
+    )
     outputs.check_replaceable(out)
 
     # 2. views, then the mesh, in one staging folder that is swapped into place when both are complete
@@ -54,3 +59,28 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
         mesh.files = [out / Path(f).name for f in mesh.files]
     views.output = out
     return AssetResult(views, mesh, out)
+
+
+@outputs.holds_output(lambda args: args["out_dir"])
+def convert_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, *, config: str | Path | None = None, dtype: str = "float32"
+):
+    """An sgm single-file checkpoint (or a diffusers folder, to rewrite it at another dtype) -> a diffusers-format
+    folder `out_dir`; returns the loaded model. The output is checked (and locked) before the checkpoint is read."""
+    import torch
+
+    from svd3d.devices import resolve_dtype
+    from svd3d.errors import SVD3DError
+    from svd3d.models import load_model
+    from svd3d.models.diffusers_io import save_diffusers
+
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    outputs.check_replaceable(out_dir)
+    if not (checkpoint.is_file() or (checkpoint / "model_index.json").is_file()):
+        raise SVD3DError(
+            f"checkpoint {checkpoint} is neither a file nor a diffusers folder (no model_index.json); pass an sgm "
+            ".safetensors file or a model folder"
+        )
+    model = load_model(checkpoint, dtype=resolve_dtype(dtype, torch.device("cpu")), config=config)
+    save_diffusers(model, out_dir)
+    return model

@@ -336,11 +336,14 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _remove_stale(out: Path) -> None:
-    """Partial and old folders / files of a job on `out` that was killed: nobody else holds the lock now."""
+    """Partial and old folders / files of a job on `out` that was killed: nobody else holds the lock now. With
+    them go what a killed job staged for its own staging folder (`..NAME.svd3d-partial-*`: e.g. reconstruct()
+    adding the mesh to the staged views, and its lock), which only that job could have held."""
     if not out.parent.is_dir():
         return
+    prefixes = (f".{out.name}{PARTIAL}", f".{out.name}{OLD}", f"..{out.name}{PARTIAL}")
     for entry in out.parent.iterdir():
-        if entry.name.startswith((f".{out.name}{PARTIAL}", f".{out.name}{OLD}")):
+        if entry.name.startswith(prefixes):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
@@ -374,15 +377,59 @@ def holds_output(pick: Callable[[dict], str | Path | None]):
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold back SIGINT / SIGTERM (delivered when the block ends), so a few renames happen all or none."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold back SIGINT / SIGTERM (delivered when the block ends), so a few renames happen all or none.
+
+    Held at the Python level: a signal's Python handler always runs in the main thread, but the OS may hand the
+    signal to any thread that does not block it (torch's and tqdm's threads), so blocking it in this thread alone
+    (pthread_sigmask) would still raise KeyboardInterrupt between two renames."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    pending: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in wanted}
+    for signum in wanted:
+        if previous[signum] is not None:  # None: a handler not set from Python; leave it be
+            signal.signal(signum, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
+
+
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """Ctrl-C / SIGTERM that arrived while a finished output was being put in place: that output is complete."""
+
+
+@contextlib.contextmanager
+def _putting_in_place(out: Path) -> Iterator[None]:
+    """The few moves that put a finished output in place, signals held back; one that arrived meanwhile is
+    delivered after them as InterruptedAfterWriting, so the job can say truthfully that `out` was written."""
+    done = False
+    try:
+        with signals_held():
+            yield
+            done = True
+    except KeyboardInterrupt:
+        if done:
+            raise InterruptedAfterWriting(str(out)) from None
+        raise
+
+
+@contextlib.contextmanager
+def _staging() -> Iterator[None]:
+    """Around the work that fills a staging folder: an inner job that completed into it was completed into a
+    folder about to be discarded, so its InterruptedAfterWriting becomes a plain interruption here."""
+    try:
+        yield
+    except InterruptedAfterWriting:
+        raise KeyboardInterrupt from None
 
 
 @contextlib.contextmanager
@@ -395,40 +442,73 @@ def replacing(out: Path, job: str) -> Iterator[Path]:
         check_replaceable(out)  # again, under the lock: what was checked before the work may have changed
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL}", dir=out.parent))
         try:
-            yield tmp
+            with _staging():
+                yield tmp
             write_mark(tmp, job)
             usual_permissions(tmp)
             old = out.with_name(f".{out.name}{OLD}{os.getpid()}")
-            with signals_held():
-                if out.exists():
-                    out.rename(old)
-                tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+            swapped = False
+            try:
+                with _putting_in_place(out):
+                    if out.exists():
+                        out.rename(old)
+                    tmp.rename(out)
+                    swapped = True
+            finally:  # also when a signal held back during the swap is delivered as the block ends
+                if swapped:
+                    shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def record_added(folder: Path, paths: list[Path], job: str) -> None:
-    """Add files svd3d just wrote into `folder` (beside others) to its mark."""
+@contextlib.contextmanager
+def adding(folder: Path, job: str) -> Iterator[Path]:
+    """Yield an empty staging folder for files to add to `folder`, beside whatever else it holds; when the block
+    succeeds, move them all in (replacing svd3d's own earlier files of those names, refusing anyone else's) and
+    record them in the mark, signals held back. On any error or interruption the staged files are removed and
+    `folder` is left as it was."""
     folder = Path(folder)
-    write_mark(folder, job, [Path(p).resolve().relative_to(folder.resolve()).as_posix() for p in paths])
+    with locked(folder):
+        created = [p for p in (*reversed(folder.absolute().parents), folder.absolute()) if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}{PARTIAL}", dir=folder.parent))
+        done = False
+        try:
+            with _staging():
+                yield tmp
+            names = _files(tmp)
+            check_addable(folder, names)  # again, under the lock
+            usual_permissions(tmp)
+            with _putting_in_place(folder):
+                for name in names:
+                    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp / name, folder / name)
+                write_mark(folder, job, names)
+                done = True
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not done:
+                _remove_empty(created)
 
 
 @contextlib.contextmanager
 def replacing_files(paths: list[Path]) -> Iterator[list[Path]]:
     """Yield a temporary path beside each of `paths` (same suffix); when the block succeeds, rename them all into
-    place together, signals held back; on any error or interruption the temporaries are removed."""
+    place together, signals held back; on any error or interruption the temporaries are removed. The temporaries
+    are named after paths[0], whose lock the job holds, so the next job there removes what a killed one left."""
     tmps = []
     try:
-        for path in paths:
+        for i, path in enumerate(paths):
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}{PARTIAL}", suffix=path.suffix, dir=path.parent)
+            prefix = f".{paths[0].name}{PARTIAL}{i}-"
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
             os.close(fd)
             tmps.append(Path(tmp))
-        yield tmps
+        with _staging():
+            yield tmps
         for tmp in tmps:
             usual_permissions(tmp)
-        with signals_held():
+        with _putting_in_place(paths[0]):
             for tmp, path in zip(tmps, paths, strict=True):
                 os.replace(tmp, path)
     finally:

@@ -7,6 +7,7 @@ masks -> visual hull (+ the azimuth-direction check and a flat cut below the low
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,6 @@ Method = Literal["field", "hull", "nerfacto"]
 METHODS = ("field", "hull", "nerfacto")
 DIRECTION_CHECK_RESOLUTION = 96
 CHECK_SIZE = 144  # the direction check works on masks downscaled to about this size
-NERFSTUDIO_WORKDIR = ".nerfstudio"  # nerfacto's dataset and run, inside the output folder
 MIRROR_MARGIN = 0.02  # the mirrored hull must re-project this much better (mean IoU) before cameras are flipped
 
 
@@ -116,7 +116,7 @@ def reconstruct(
     fmts, n_faces, height, dev = settings.formats, settings.faces, settings.height, resolve_device(settings.device)
     folder = check_folder(folder)
     out_dir = Path(output) if output is not None else folder
-    outputs.check_addable(out_dir, output_names(fmts, method))
+    outputs.check_addable(out_dir, output_names(fmts))
 
     # 2. views and masks
     with timer("load"):
@@ -162,8 +162,8 @@ def reconstruct(
             from svd3d.recon.nerfstudio import reconstruct_nerfacto
 
             extra = {} if iterations is None else {"iterations": iterations}
-            workdir = out_dir / ".nerfstudio"
-            mesh = reconstruct_nerfacto(views, device=str(dev), seed=seed, workdir=workdir, **extra)
+            with tempfile.TemporaryDirectory(prefix="svd3d-nerfacto-") as workdir:  # its dataset and run
+                mesh = reconstruct_nerfacto(views, device=str(dev), seed=seed, workdir=workdir, **extra)
 
     # 5. cleanup, decimation, UVs and texture (or vertex colours)
     from svd3d.recon.mesh import cleanup, decimate
@@ -198,13 +198,14 @@ def reconstruct(
     }
     log.info("recon: silhouette IoU %.3f (min %.3f), PSNR %.1f dB", iou.mean(), iou.min(), np.mean(view_psnr))
 
-    # 7. write the files (each to a temporary name, renamed into place), the preview and recon.json
+    # 7. write the files, the preview and recon.json: staged, then moved in beside the views together
     from svd3d.recon.export import export_mesh
 
-    with timer("export"):
-        files: list[Path] = []
+    with timer("export"), outputs.adding(out_dir, "recon") as staging:
+        staged: list[Path] = []
         for fmt in fmts:
-            files += export_mesh(mesh, out_dir / f"mesh.{fmt}", height=height)
+            staged += export_mesh(mesh, staging / f"mesh.{fmt}", height=height)
+        files = [out_dir / p.name for p in staged]
         picks = np.unique(np.linspace(0, len(views) - 1, min(len(views), 7)).round().astype(int))
         lit = render_cameras(mesh, views.c2w[picks], views.intrinsics)
         sheet = media.contact_sheet(
@@ -212,50 +213,46 @@ def reconstruct(
             [f"view {i:03d}" for i in picks] + [f"mesh {i:03d}" for i in picks],
             columns=len(picks),
         )
-        with outputs.atomic_file(out_dir / "preview.png") as tmp:
-            sheet.save(tmp, format="PNG")
-    report = {
-        "written_by": "svd3d recon",
-        "job": "recon",
-        "command": command_line(),
-        "input": str(folder),
-        "settings": asdict(settings),
-        "views": {
-            "count": len(views),
-            "size": [views.intrinsics.width, views.intrinsics.height],
-            "masks_from": views.mask_source,
-        },  # fmt: skip
-        "direction_check": {k: v for k, v in direction.items() if k != "c2w"},
-        "floor_y": floor,
-        "hull": {"resolution": hull_resolution, "volume_m3": hull.volume()},
-        "mesh": {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "uv": uv},
-        "quality": quality,
-        "files": [str(f) for f in files],
-        "timings_s": dict(timer.seconds),
-        "versions": versions(),
-    }
-    media.write_json(out_dir / "recon.json", report)
-    written = [*files, out_dir / "preview.png", out_dir / "recon.json"]
-    if method == "nerfacto":  # its working folder stays beside the mesh, for inspection
-        written += [p for p in (out_dir / NERFSTUDIO_WORKDIR).rglob("*") if p.is_file()]
-    outputs.record_added(out_dir, written, "recon")
+        sheet.save(staging / "preview.png", format="PNG")
+        report = {
+            "written_by": "svd3d recon",
+            "job": "recon",
+            "command": command_line(),
+            "input": str(folder),
+            "settings": asdict(settings),
+            "views": {
+                "count": len(views),
+                "size": [views.intrinsics.width, views.intrinsics.height],
+                "masks_from": views.mask_source,
+            },  # fmt: skip
+            "direction_check": {k: v for k, v in direction.items() if k != "c2w"},
+            "floor_y": floor,
+            "hull": {"resolution": hull_resolution, "volume_m3": hull.volume()},
+            "mesh": {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "uv": uv},
+            "quality": quality,
+            "files": [str(f) for f in files],
+            "timings_s": dict(timer.seconds),
+            "versions": versions(),
+        }
+        media.write_json(staging / "recon.json", report)
     return ReconResult(mesh, files, report)
 
 
 def check_recon_options(
     *,
-    method: str = "field",
-    formats: str | tuple = ("glb",),
-    faces: str | int = "default",
-    texture: int = 1024,
-    uv: bool = True,
-    height: float | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    hull_resolution: int = 128,
-    iterations: int | None = None,
+    method: str,
+    formats: str | tuple,
+    faces: str | int,
+    texture: int,
+    uv: bool,
+    height: float | None,
+    device: str,
+    seed: int,
+    hull_resolution: int,
+    iterations: int | None,
 ) -> ReconSettings:
-    """Every reconstruction option checked, before any work (also by `svd3d orbit` before it generates views)."""
+    """Every reconstruction option checked, before any work (also by `svd3d orbit` before it generates views);
+    the defaults are `reconstruct`'s."""
     from svd3d.recon.export import check_height, parse_formats
     from svd3d.recon.mesh import check_faces
 
@@ -277,10 +274,9 @@ def check_recon_options(
     return ReconSettings(method, fmts, n_faces, texture if uv else 0, height, hull_resolution, seed, str(dev))
 
 
-def output_names(formats: tuple[str, ...], method: str) -> list[str]:
+def output_names(formats: tuple[str, ...]) -> list[str]:
     """What reconstruct writes into its output folder, relative to it (checked up front: svd3d only replaces
     files it wrote itself)."""
     from svd3d.recon.export import files_written
 
-    names = [p.name for fmt in formats for p in files_written(Path(f"mesh.{fmt}"))] + ["preview.png", "recon.json"]
-    return names + ([NERFSTUDIO_WORKDIR] if method == "nerfacto" else [])
+    return [p.name for fmt in formats for p in files_written(Path(f"mesh.{fmt}"))] + ["preview.png", "recon.json"]
