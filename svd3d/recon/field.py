@@ -18,7 +18,14 @@ Fitting, one readable loop (`fit_field`):
     the hull's mesh), one sample per `step_ratio` voxels, in chunks, and stops once it is opaque; samples outside
     the hull are skipped; only samples that matter read the colour grid; composited on white;
   - loss: photometric MSE + `mask_weight` x MSE(accumulated opacity, mask) + total variation on a random block;
-    Adam on the raw grids.
+    Adam on the raw grids;
+  - generated views drift from view to view: with `align` (off by default: on the generated-view benchmark it
+    helped drifted views but did not pay its way on clean ones yet, see benchmarks/recon_generated.py), after the first (coarse) stage each view but
+    the trusted ones (the input view) is registered with the coarse field's render of it by a 2D similarity
+    (svd3d.recon.align; the coarse field is the views' consensus) and the finer stages fit the aligned views;
+    with `appearance`, each such view also gets a gain and an offset per channel mapping the field's colour onto
+    the view's, fitted with the grids (kept small by `appearance_prior`); `fitted_views` applies both to the
+    views for the texture bake.
 
 Gradients reach the grids without a dense autograd graph: the interpolated raw values at the samples are the
 autograd leaves, and their gradients are scattered into persistent grid-gradient buffers by index_add (PyTorch's
@@ -40,6 +47,7 @@ import torch.nn.functional as F
 
 from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
+from svd3d.recon.align import align_to_renders, warp_views
 from svd3d.recon.hull import HullGrid
 from svd3d.recon.views import ViewSet
 
@@ -72,6 +80,10 @@ class FieldSettings:
     tv_voxels: int = 65536  # voxels per step that the total-variation terms look at (one random block)
     edge_boost: float = 4.0  # extra sampling weight of pixels on a silhouette edge (1 + edge_boost in all)
     sh_voxels: int = 16  # cells of the coarse view-dependent (degree-1 SH) colour grid along the box; 0: none
+    appearance: bool = False  # fit a per-view colour correction (gain and offset per channel; trusted views fixed)
+    lr_appearance: float = 0.02  # Adam learning rate of the per-view colour corrections
+    appearance_prior: float = 0.005  # weight of their squared size: colours only move where the views disagree
+    align: bool = False  # after the first stage, align each view (2D similarity) to the field's render of it
     seed: int = 0  # RNG seed: same views, hull, settings and seed give the same field (on one device)
 
     def stages(self) -> list[tuple[int, int, int]]:
@@ -179,6 +191,8 @@ class RadianceField:
         self.sh_voxel_size = float(sh_voxel_size)
         self._mask_cache: dict = {}
         self._mask_mesh = None
+        self.view_appearance: np.ndarray | None = None  # (N, 2, 3) per-view log gain and offset found by fit_field
+        self.view_alignment: np.ndarray | None = None  # (N, 4) per-view similarity (svd3d.recon.align) it found
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -456,6 +470,7 @@ class _TrainRays:
     rgb: torch.Tensor  # (P, 3) on white
     mask: torch.Tensor  # (P,)
     prob: torch.Tensor  # (P,) sampling weight: view weight x (1 + edge_boost on silhouette edges)
+    view: torch.Tensor  # (P,) int64 index of the pixel's view
 
 
 def _downscale(views: ViewSet, size: int) -> tuple[np.ndarray, np.ndarray, Intrinsics]:
@@ -490,7 +505,8 @@ def _train_rays(views: ViewSet, size: int, mask_mesh, margin: float, edge_boost:
     prob = view_weight * (1.0 + edge_boost * _edges(masks).reshape(-1))
     keep = np.flatnonzero(hit)
     arrays = (origins, dirs, near, far, images.reshape(-1, 3), masks.reshape(-1), prob)
-    return _TrainRays(*(torch.as_tensor(np.ascontiguousarray(a[keep]), device=device).float() for a in arrays))
+    view = torch.as_tensor(keep // (intr.width * intr.height), device=device)
+    return _TrainRays(*(torch.as_tensor(np.ascontiguousarray(a[keep]), device=device).float() for a in arrays), view)
 
 
 def _inverse_softplus(y: float) -> float:
@@ -564,10 +580,18 @@ def fit_field(
     mask = HullGrid(dilated | hull.occupancy, hull.axes)
     field = _initial_field(hull, mask, stages[0][0], settings, device)
     margin = 1.5 * float(mask.voxel_size.max())
+    # per-view colour correction (log gain, offset per channel), so a generated view's colour drift is not
+    # painted into the field or explained by bumps; the trusted views (weight > 1, the input view) anchor colour
+    appearance = torch.zeros(len(views), 2, 3, device=device, requires_grad=settings.appearance)
+    free = torch.as_tensor(np.asarray(views.weights) <= 1, device=device)[:, None, None].float()
     total, done = sum(s[2] for s in stages), 0
     bar = tqdm(total=total, desc="radiance field", unit="step", disable=not progress, leave=False)
+    original, alignment = views, None
     for stage, (voxels, size, iterations) in enumerate(stages):
-        # 3. this stage's grid, rays and optimiser
+        # 3. this stage's grid, rays and optimiser (after the first stage: views aligned to the coarse field)
+        if stage == 1 and settings.align:
+            alignment = _alignment(field, original, stages[0][1])
+            views = warp_views(original, alignment)
         if stage > 0:
             field = field.upsampled(voxels)
         if iterations == 0:
@@ -582,6 +606,8 @@ def fit_field(
             {"params": [field.density_raw], "lr": settings.lr_density},
             {"params": field.parameters()[1:], "lr": settings.lr_color},
         ]
+        if settings.appearance:
+            groups.append({"params": [appearance], "lr": settings.lr_appearance})
         optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15, **_fused(device))
         shape = field.shape
         edge = max(2, round(settings.tv_voxels ** (1 / 3)))
@@ -594,16 +620,25 @@ def fit_field(
         for _ in range(iterations):
             # 4. one step: rays weighted by view trust and silhouette edges, composited on white
             decay = settings.lr_decay ** (done / max(total - 1, 1))
-            for group, base in zip(optimizer.param_groups, (settings.lr_density, settings.lr_color), strict=True):
+            bases = (settings.lr_density, settings.lr_color, settings.lr_appearance)
+            for group, base in zip(optimizer.param_groups, bases, strict=False):
                 group["lr"] = base * decay
             pick = torch.multinomial(rays.prob, settings.rays, replacement=True, generator=generator)
             jitter = torch.rand(settings.rays, generator=generator, device=device)
             batch = _RayBatch(rays.origins[pick], rays.dirs[pick], rays.near[pick], rays.far[pick])
             out = _render_batch(field, batch, step, jitter, train=True)
-            loss = F.mse_loss(out.rgb, rays.rgb[pick]) + settings.mask_weight * F.mse_loss(out.acc, rays.mask[pick])
+            rgb = out.rgb
+            if settings.appearance:  # the view's colour correction, on the object only (the background stays white)
+                corr = appearance[rays.view[pick]] * free[rays.view[pick]]  # (B, 2, 3)
+                acc = out.acc[:, None]
+                rgb = (rgb - (1 - acc)) * torch.exp(corr[:, 0]) + acc * corr[:, 1] + (1 - acc)
+            loss = F.mse_loss(rgb, rays.rgb[pick]) + settings.mask_weight * F.mse_loss(out.acc, rays.mask[pick])
+            if settings.appearance:
+                loss = loss + settings.appearance_prior * (appearance * free).square().sum((1, 2)).mean()
             # 5. gradients: autograd to the samples, then scattered into the grids; total variation; Adam
             for t in field.parameters():
                 t.grad.zero_()
+            appearance.grad = None
             loss.backward()
             for grid, index, weight, leaf in out.leaves:
                 if leaf.grad is not None:
@@ -620,8 +655,52 @@ def fit_field(
     bar.close()
     for t in field.parameters():
         t.grad = None
+    field.view_appearance = (appearance.detach() * free).cpu().numpy()
+    field.view_alignment = alignment
     log.info("fitted the radiance field in %.1f s", time.perf_counter() - started)
     return field
+
+
+def _alignment(field: RadianceField, views: ViewSet, size: int) -> np.ndarray:
+    """(N, 4) similarities in full-size pixels that register each view with the field's render of it (at `size`):
+    the coarse field is the views' consensus, so a view that drifted from the others is moved back."""
+    images, masks, intr = _downscale(views, size)
+    renders = [field.render(c2w, intr) for c2w in views.c2w]
+    rgb, alpha = np.stack([r[0] for r in renders]), np.stack([r[1] for r in renders])
+    params = align_to_renders(images, masks, rgb, alpha, np.asarray(views.weights) > 1)
+    params[:, 0] *= views.intrinsics.height / intr.height  # to full-size pixels
+    params[:, 1] *= views.intrinsics.width / intr.width
+    moved = np.hypot(params[:, 0], params[:, 1])
+    log.info(
+        "aligned the views to the coarse field: moved by up to %.1f px (mean %.1f), scaled by up to %.1f%%, "
+        "turned by up to %.2f deg", moved.max(), moved.mean(), 100 * np.abs(np.expm1(params[:, 2])).max(),
+        np.degrees(np.abs(params[:, 3])).max(),
+    )  # fmt: skip
+    return params
+
+
+def fitted_views(views: ViewSet, field: RadianceField) -> ViewSet:
+    """The views as `fit_field` came to see them: aligned (`view_alignment`) and colour-corrected
+    (`correct_appearance`), so a texture bake blends views that agree."""
+    if field.view_alignment is not None:
+        views = warp_views(views, field.view_alignment)
+    return correct_appearance(views, field)
+
+
+def correct_appearance(views: ViewSet, field: RadianceField) -> ViewSet:
+    """The views with the colour correction `fit_field` found for each undone (each view's object colours mapped
+    onto the field's, background left white), so a texture bake blends colours that agree. Views unchanged when
+    the field has none."""
+    from dataclasses import replace
+
+    corr = field.view_appearance
+    if corr is None or not np.any(corr):
+        return views
+    alpha = views.masks[..., None]  # (N, H, W, 1)
+    gain, offset = np.exp(corr[:, 0])[:, None, None], corr[:, 1][:, None, None]  # (N, 1, 1, 3)
+    obj = views.images - (1 - alpha)  # alpha x the view's colour, which the fit found as field x gain + offset
+    images = (obj - alpha * offset) / gain + (1 - alpha)
+    return replace(views, images=np.clip(images, 0, 1).astype(np.float32))
 
 
 def _fused(device: torch.device) -> dict:

@@ -9,6 +9,11 @@ away. Cameras follow svd3d/cameras.py: OpenGL camera-to-world matrices, and a wo
 Points that project outside an image (or lie behind its camera) are "unknown" to that view by default: a view
 carves only what it sees, so an object cut by one frame's border is not cut in 3D. A voxel that no view sees at
 all is dropped. ``outside="empty"`` instead treats the space outside every frame as background.
+
+Generated views drift a little from view to view, and a hull is an intersection: every drifted silhouette cuts.
+`carve_visual_hull` can keep voxels that miss a few silhouettes (`max_misses`) or miss them by less than a band
+(`tolerance`), with trusted views (`hard_views`, the input view) still exact. `svd3d recon` reads RECON_MAX_MISSES
+and RECON_TOLERANCE (both 0, exact, by default: on simulated generated views the field did not gain from them).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ if TYPE_CHECKING:
     import trimesh
 
 Outside = Literal["unknown", "empty"]
+RECON_MAX_MISSES = 0  # `svd3d recon`'s max_misses: silhouettes a voxel may fall outside (see carve_visual_hull)
+RECON_TOLERANCE = 0.0  # `svd3d recon`'s tolerance: how far (fraction of the image side) a voxel may miss a mask
 
 
 @dataclass(frozen=True)
@@ -102,12 +109,21 @@ def carve_visual_hull(
     bounds: float | tuple = 0.5,
     *,
     outside: Outside = "unknown",
+    max_misses: int = 0,
+    hard_views=(),
+    tolerance: float = 0.0,
 ) -> HullGrid:
     """Carve a resolution^3 grid over `bounds` with N silhouettes.
 
     masks: (N, H, W) bool, uint8 alpha (> 127 is inside) or float (> 0.5); c2w: (N, 4, 4) OpenGL camera-to-world;
     one set of intrinsics. A voxel is kept iff its centre projects inside the silhouette of every view that sees
     it (see the module docstring for points outside an image) and at least one view sees it.
+
+    Views that disagree a little (generated ones drift by a percent from view to view) carve real geometry away
+    where any one of them is off. `max_misses` > 0 keeps a voxel that falls outside the silhouettes of at most that
+    many views, so no single bad mask can cut; `tolerance` > 0 widens every silhouette but the hard views' by that
+    fraction of the image's longer side (a voxel that misses a mask by less is not carved). The views indexed by
+    `hard_views` (the input view, say) carve alone and exactly.
     """
     # 1. check inputs
     masks = _binary(masks)
@@ -122,6 +138,19 @@ def carve_visual_hull(
         raise SVD3DError(f"resolution must be an integer from 2 to 1024, got {resolution!r}")
     if outside not in ("unknown", "empty"):
         raise SVD3DError(f"outside must be 'unknown' or 'empty', got {outside!r}")
+    if isinstance(max_misses, bool) or not isinstance(max_misses, int | np.integer) or max_misses < 0:
+        raise SVD3DError(f"max_misses must be an integer >= 0, got {max_misses!r}")
+    if not 0.0 <= tolerance < 0.5:
+        raise SVD3DError(f"tolerance must be a fraction of the image side from 0 to 0.5, got {tolerance!r}")
+    hard = np.zeros(len(masks), bool)
+    hard[np.asarray(hard_views, dtype=np.int64)] = True
+    if tolerance > 0:
+        from scipy.ndimage import distance_transform_edt
+
+        reach = tolerance * max(intrinsics.width, intrinsics.height)
+        masks = np.stack(
+            [m if must else distance_transform_edt(~m) <= reach for m, must in zip(masks, hard, strict=True)]
+        )
     lo, hi = _grid_bounds(bounds)
     r = int(resolution)
     axes = tuple(lo[i] + (np.arange(r) + 0.5) * (hi[i] - lo[i]) / r for i in range(3))
@@ -131,8 +160,9 @@ def carve_visual_hull(
     points = np.stack([axes[0][ix.ravel()], axes[1][iy.ravel()], axes[2][iz.ravel()]], -1).astype(np.float32)
     del ix, iy, iz
     seen = np.zeros(len(points), dtype=bool)
+    misses = np.zeros(len(points), dtype=np.int32)  # views whose background each candidate falls on
     w, h = intrinsics.width, intrinsics.height
-    for mask, cam in zip(masks, c2w, strict=True):
+    for mask, cam, must in zip(masks, c2w, hard, strict=True):
         local = (points - cam[:3, 3].astype(np.float32)) @ cam[:3, :3].astype(np.float32)  # (M, 3) camera space
         depth = -local[:, 2]
         front = depth > 1e-6
@@ -142,8 +172,10 @@ def carve_visual_hull(
         inside = front & (u >= 0) & (u < w) & (v >= 0) & (v < h)
         on_mask = np.zeros(len(points), dtype=bool)
         on_mask[inside] = mask[v[inside].astype(np.int64), u[inside].astype(np.int64)]
-        keep = on_mask | ~inside if outside == "unknown" else on_mask
-        points, index, seen = points[keep], index[keep], (seen | inside)[keep]
+        miss = ~on_mask & inside if outside == "unknown" else ~on_mask
+        misses += miss
+        keep = ~miss if must else misses <= max_misses
+        points, index, seen, misses = points[keep], index[keep], (seen | inside)[keep], misses[keep]
     # 3. voxels no view saw are unknown everywhere: drop them
     occupancy = np.zeros(r**3, dtype=bool)
     occupancy[index[seen]] = True
@@ -173,7 +205,8 @@ def lowest_rim_height(
     """World height (y) of the lowest point known to lie on the object: per view, the rays through the lowest
     `rows` rows of its silhouette enter the hull on the silhouette's rim, which touches the object there; the
     lowest entry point over all views. None when no view gives one (views whose silhouette reaches the image's
-    bottom edge are skipped: the object may go on below the frame)."""
+    bottom edge are skipped: the object may go on below the frame). Use the exact hull (no tolerance): in a
+    tolerant one, the rays of a view drifted down find the band below the object."""
     from svd3d.cameras import pixel_rays
     from svd3d.render import _open3d, raycasting_scene
 

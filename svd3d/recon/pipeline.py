@@ -137,11 +137,22 @@ def reconstruct(
                 direction["mean_iou"]["as given"],
             )
             views.c2w = direction["c2w"]
-        hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution)
+        # generated views drift by a percent or two; hull.py's RECON_TOLERANCE / RECON_MAX_MISSES let a voxel miss
+        # the other views' silhouettes a little (never the trusted input view's); both 0 (exact) by default:
+        # benchmarks/recon_generated.py measured no gain for the field from them
+        from svd3d.recon import hull as hull_module
+
+        hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution,
+                                 max_misses=hull_module.RECON_MAX_MISSES, tolerance=hull_module.RECON_TOLERANCE,
+                                 hard_views=np.flatnonzero(views.weights > 1))  # fmt: skip
         if not hull.occupancy.any():
             raise SVD3DError(f"the views in {folder} share no volume: their cameras do not match the images")
         # no view sees below the lowest silhouette rim: the hull's wedge there is a guess; a flat cut is a better one
-        floor = lowest_rim_height(hull, views.masks, views.c2w, views.intrinsics)
+        # (found on the exact hull: in the tolerant one, a view drifted down finds the band below the object)
+        exact = hull
+        if hull_module.RECON_TOLERANCE > 0 or hull_module.RECON_MAX_MISSES > 0:
+            exact = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution)
+        floor = lowest_rim_height(exact if exact.occupancy.any() else hull, views.masks, views.c2w, views.intrinsics)
         if floor is not None:
             before = int(hull.occupancy.sum())
             hull = cut_below(hull, floor)
@@ -149,15 +160,17 @@ def reconstruct(
                      before - int(hull.occupancy.sum()))  # fmt: skip
 
     # 4. the surface
+    bake_views = views  # the views the texture is baked from
     with timer("fit"):
         if method == "hull":
             mesh = hull.to_mesh()
         elif method == "field":
             from svd3d.recon.extract import extract_mesh
-            from svd3d.recon.field import FieldSettings, fit_field
+            from svd3d.recon.field import FieldSettings, fit_field, fitted_views
 
             field = fit_field(views, hull, FieldSettings(seed=seed), device=str(dev), progress=progress)
             mesh = extract_mesh(field)
+            bake_views = fitted_views(views, field)  # each view's drift and colour undone, as the fit found them
         else:
             from svd3d.recon.nerfstudio import reconstruct_nerfacto
 
@@ -175,9 +188,9 @@ def reconstruct(
     with timer("texture"):
         if uv:
             mesh = unwrap(mesh, size=texture)
-            mesh = apply_texture(mesh, bake_texture(mesh, views, texture))
+            mesh = apply_texture(mesh, bake_texture(mesh, bake_views, texture))
         else:
-            mesh = bake_vertex_colors(mesh, views)
+            mesh = bake_vertex_colors(mesh, bake_views)
 
     # 6. quality numbers: the mesh's silhouettes against the masks, its renders against the views
     from svd3d.eval.metrics import psnr
@@ -201,19 +214,20 @@ def reconstruct(
     # 7. write the files, the preview and recon.json: staged, then moved in beside the views together
     from svd3d.recon.export import export_mesh
 
-    with timer("export"), outputs.adding(out_dir, "recon") as staging:
-        staged: list[Path] = []
-        for fmt in fmts:
-            staged += export_mesh(mesh, staging / f"mesh.{fmt}", height=height)
-        files = [out_dir / p.name for p in staged]
-        picks = np.unique(np.linspace(0, len(views) - 1, min(len(views), 7)).round().astype(int))
-        lit = render_cameras(mesh, views.c2w[picks], views.intrinsics)
-        sheet = media.contact_sheet(
-            [*(np.asarray(views.images[i] * 255, np.uint8) for i in picks), *lit.rgba],
-            [f"view {i:03d}" for i in picks] + [f"mesh {i:03d}" for i in picks],
-            columns=len(picks),
-        )
-        sheet.save(staging / "preview.png", format="PNG")
+    with outputs.adding(out_dir, "recon") as staging:
+        with timer("export"):
+            staged: list[Path] = []
+            for fmt in fmts:
+                staged += export_mesh(mesh, staging / f"mesh.{fmt}", height=height)
+            files = [out_dir / p.name for p in staged]
+            picks = np.unique(np.linspace(0, len(views) - 1, min(len(views), 7)).round().astype(int))
+            lit = render_cameras(mesh, views.c2w[picks], views.intrinsics)
+            sheet = media.contact_sheet(
+                [*(np.asarray(views.images[i] * 255, np.uint8) for i in picks), *lit.rgba],
+                [f"view {i:03d}" for i in picks] + [f"mesh {i:03d}" for i in picks],
+                columns=len(picks),
+            )
+            sheet.save(staging / "preview.png", format="PNG")
         report = {
             "written_by": "svd3d recon",
             "job": "recon",
