@@ -597,6 +597,7 @@ def frame_safe_fit(radius: float = DEFAULT_RADIUS, fov_deg: float = DEFAULT_FOV_
 
 # ------------------------------------------------------------------------------------------------ folders
 
+
 @outputs.holds_output(lambda args: args["out_dir"])
 def render_to_folder(
     mesh,
@@ -630,7 +631,6 @@ def render_to_folder(
                              1.0 for npy)
     """
     from PIL import Image
-
 
     # 1. check inputs
     out_dir = Path(out_dir)
