@@ -24,6 +24,13 @@ class AssetResult:
     output: Path
 
 
+def check_mesh_options(recon: dict) -> None:
+    """Check `reconstruct` keyword arguments (the unset ones take its defaults) before any work."""
+    defaults = inspect.signature(reconstruct).parameters
+    names = inspect.signature(check_recon_options).parameters
+    check_recon_options(**{name: recon.get(name, defaults[name].default) for name in names})
+
+
 @outputs.holds_output(lambda args: args["output"])
 def generate_asset(image, *, output: str | Path, recon: dict | None = None, **orbit_options) -> AssetResult:
     """`image` -> views (`generate_orbit(image, **orbit_options)`) -> mesh (`reconstruct(folder, **recon)`) in the
@@ -35,10 +42,7 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
     recon = dict(recon or {})
 
     # 1. check inputs: the mesh stage's options too, so a bad one never costs a generation; the output folder
-    defaults = inspect.signature(reconstruct).parameters
-    check_recon_options(
-        **{name: recon.get(name, defaults[name].default) for name in inspect.signature(check_recon_options).parameters}
-    )
+    check_mesh_options(recon)
     outputs.check_replaceable(out)
 
     # 2. views, then the mesh, in one staging folder that is swapped into place when both are complete

@@ -36,7 +36,11 @@ def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
     except SVD3DError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        from svd3d.outputs import InterruptedAfterWriting
+
+        if isinstance(err, InterruptedAfterWriting):  # it arrived as the finished output was put in place
+            left = f"{err} was complete and is in place"
         click.echo(f"{'terminated' if terminated else 'interrupted'}: {left}", err=True)
         sys.exit(143 if terminated else 130)
     except OSError as err:  # the machine refused a write (disk full, permissions changed during the job)
@@ -87,7 +91,7 @@ _device = click.option("--device", default="auto", show_default=True, help="auto
 
 
 @main.command()
-@click.argument("image", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE...", type=click.Path(path_type=Path))
 @_model
 @click.option("--frames", type=int, default=None, help="Frames to generate [model default: SVD 14, SVD-XT 25].")
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default: SVD 25, SVD-XT 30].")
@@ -105,17 +109,30 @@ _device = click.option("--device", default="auto", show_default=True, help="auto
 @click.option("--offload", is_flag=True, help="Keep only the active network on the GPU (least memory, slower).")
 @_config
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output .mp4, .gif, .webp, or a folder for PNG frames [<image name>.mp4].")  # fmt: skip
-def video(image: Path, output: Path | None, **options) -> None:
+              help="Output .mp4, .gif, .webp, or a folder for PNG frames [<image name>.mp4]; with several inputs "
+                   "a folder for their clips [out].")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "webp", "frames"]), default=None,
+              help="Several inputs: each clip as ROOT/<name>.<format>, or frames: a folder of PNGs [mp4].")  # fmt: skip
+def video(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, **options) -> None:
     """Animate IMAGE into a short clip with an SVD / SVD-XT model.
 
     The image is resized to cover the output size with its aspect ratio kept and centre-cropped (never
     stretched); transparency is composited on white. run.json (every setting, versions, timings) is written
     beside the output.
+
+    Many inputs: several images, a folder of them, a quoted glob pattern or a .txt / .jsonl manifest (per-item
+    options) make a batch: each clip goes to ROOT/<name>.<format> under -o ROOT, every item is recorded in
+    ROOT/results.jsonl, a rerun skips finished items, exit code 1 when some item failed.
     """
+    if _is_batch(inputs, "video"):
+        _batch("video", inputs, output, options, _video_job, fmt=fmt or "mp4")
+        return
     from svd3d.pipelines.video import generate_video, run_json_path
 
-    out = output or Path(image.stem + ".mp4")
+    image = inputs[0]
+    if fmt is not None and output is not None:
+        raise click.UsageError("for one image, -o's suffix chooses the format: drop --format (or -o)")
+    out = output or Path(image.stem if fmt == "frames" else f"{image.stem}.{fmt or 'mp4'}")
     result = _run(generate_video, image, output=out, **options)
     t = result.timings
     click.echo(
@@ -211,7 +228,7 @@ def _square(ctx, param, value):
 
 
 @main.command()
-@click.argument("image", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE...", type=click.Path(path_type=Path))
 @_model
 @click.option("--frames", type=int, default=None, help="Views around the object [21].")
 @click.option("--steps", type=int, default=None, help="Sampling steps [50].")
@@ -236,15 +253,24 @@ def _square(ctx, param, value):
 @click.option("--no-mesh", is_flag=True, help="Stop after the views (no reconstruction).")
 @_recon_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output folder [out/<image name>].")  # fmt: skip
-def orbit(image: Path, output: Path | None, no_mesh: bool, **options) -> None:
+              help="Output folder [out/<image name>]; with several inputs the folder of their folders [out].")  # fmt: skip
+def orbit(inputs: tuple[Path, ...], output: Path | None, no_mesh: bool, **options) -> None:
     """Generate views all around the object in IMAGE, with their true cameras (SV3D_u / SV3D_p).
 
     Writes a folder: input.png (the preprocessed conditioning image), frames/000.png... (000 is the input view,
     then increasing azimuth: the camera turns to its own right), orbit.mp4, transforms.json (nerfstudio
     cameras), run.json, then reconstructs the object (as `svd3d recon` does): mesh.glb, preview.png (views and
     mesh renders), recon.json. --no-mesh stops after the views.
+
+    Many inputs: several images, a folder of them, a quoted glob pattern or a .txt / .jsonl manifest (per-item
+    options: {"input": "chair.png", "seed": 3, "elevation": 20}) make a batch: each gets ROOT/<name>/ under
+    -o ROOT, every item is recorded in ROOT/results.jsonl, a rerun skips finished items, the model is loaded
+    once; exit code 1 when some item failed. Under torchrun / accelerate launch each process takes its share.
     """
+    if _is_batch(inputs, "orbit"):
+        _batch("orbit", inputs, output, {**options, "no_mesh": no_mesh}, _orbit_job)
+        return
+    image = inputs[0]
     out = output or Path("out") / image.stem
     recon = _recon_kwargs(options)
     if no_mesh:
@@ -268,22 +294,140 @@ def orbit(image: Path, output: Path | None, no_mesh: bool, **options) -> None:
 
 
 @main.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folders", nargs=-1, required=True, metavar="FOLDER...", type=click.Path(path_type=Path))
 @_recon_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder [FOLDER].")
-def recon(folder: Path, output: Path | None, device: str, seed: int, **options) -> None:
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output folder [FOLDER]; with several inputs the folder of their mesh folders [out].")  # fmt: skip
+def recon(folders: tuple[Path, ...], output: Path | None, device: str, seed: int, **options) -> None:
     """Reconstruct a textured mesh from the posed views in FOLDER (transforms.json + images, RGBA or on white):
     an `svd3d orbit` or `svd3d render` output, or any nerfstudio folder of an object orbit.
 
     Writes mesh.glb (or --format), preview.png (views beside renders of the mesh) and recon.json (settings,
     timings, the azimuth-direction check, silhouette IoU of the mesh in every view).
+
+    Many inputs: several folders, a folder of view folders (e.g. a batch of `svd3d orbit --no-mesh`), a quoted glob
+    or a manifest make a batch: each mesh goes to ROOT/<name>/ under -o ROOT, recorded in ROOT/results.jsonl.
     """
+    if _is_batch(folders, "recon"):
+        _batch("recon", folders, output, {**options, "device": device, "seed": seed}, _recon_job)
+        return
     from svd3d.recon.pipeline import reconstruct
 
+    folder = folders[0]
     result = _run(reconstruct, folder, output=output, device=device, seed=seed, **_recon_kwargs(options))
     click.echo(f"wrote {_mesh_summary(result)}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Many inputs: svd3d.batch runs them; these helpers parse the per-item options and name each command's job.
+# ---------------------------------------------------------------------------------------------------------------
+
+# one model, one device and one output format serve the whole batch: a manifest line cannot change them
+_BATCH_WIDE = {"model", "config", "dtype", "device", "offload", "forward_chunking", "fmt", "output"}
+
+
+def _is_batch(inputs: tuple[Path, ...], kind: str) -> bool:
+    from svd3d.batch import is_batch
+
+    return is_batch([str(p) for p in inputs], kind)
+
+
+def _item_params(command: click.Command) -> dict[str, click.Parameter]:
+    """The keys a .jsonl manifest line may set, each with the option it sets: the option's name and its long flag
+    with '_' for '-' (`no_mesh`, `format` for --format)."""
+    keys = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in _BATCH_WIDE:
+            for key in [param.name, *(o.lstrip("-").replace("-", "_") for o in param.opts if o.startswith("--"))]:
+                keys[key] = param
+    return keys
+
+
+def _item_settings(ctx: click.Context, params: dict, item) -> dict:
+    """A manifest line's options converted and checked as the command line's are (`"size": 64`, `"orbit": ...`)."""
+    settings = {}
+    for key, value in item.settings.items():
+        try:
+            settings[params[key].name] = params[key].process_value(ctx, value)
+        except click.BadParameter as err:
+            raise SVD3DError(f"{item.source}: {key}: {err.format_message()}") from None
+    return settings
+
+
+def _batch(kind: str, inputs, output: Path | None, options: dict, job, fmt: str | None = None) -> None:
+    """Run a batch (svd3d.batch.run_batch) under -o ROOT [out]; print one line per process; exit 1 when some item
+    failed (2, as always, when the batch itself cannot start: a bad manifest, an unknown option value)."""
+    from dataclasses import replace
+
+    from svd3d import batch
+
+    ctx = click.get_current_context()
+    params = _item_params(ctx.command)
+    top = ctx.find_root().params
+    if not top.get("verbose") and not top.get("quiet"):
+        logging.getLogger("svd3d").setLevel(logging.WARNING)  # the bar shows progress; -v adds each item's stages
+    root = output or Path("out")
+    rank = batch.Rank.from_env()
+
+    def work():
+        import torch
+
+        if kind == "video" and output is not None and output.suffix.lower() in (".mp4", ".gif", ".webp"):
+            single = len(inputs) == 1 and Path(inputs[0]).is_dir()
+            given = f"{inputs[0]} is a folder, not a file" if single else "several inputs make a batch"
+            raise SVD3DError(f"{given}: a batch writes a clip per input under -o ROOT (ROOT/<name>.{fmt}); pass -o a "
+                             f"folder, not {output}")  # fmt: skip
+        items = batch.collect_inputs([str(p) for p in inputs], kind, set(params))
+        items = [replace(item, settings=_item_settings(ctx, params, item)) for item in items]
+        if kind == "recon" or (kind == "orbit" and not options.get("no_mesh")):  # once, before any work
+            from svd3d.api import check_mesh_options
+
+            check_mesh_options({**_recon_kwargs(dict(options)), "device": options["device"], "seed": options["seed"]})
+        threads = batch.rank_threads(rank)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        options["device"] = batch.rank_device(options["device"], rank)
+        fingerprint = None
+        if kind != "recon":  # loaded once, for every item
+            names = ("model", "dtype", "device", "offload", "config")
+            options["model"] = batch.shared_model(kind, **{k: options[k] for k in names})
+            fingerprint = options["model"].fingerprint
+        return batch.run_batch(kind, items, root, job, options=options, fmt=fmt, model_fingerprint=fingerprint,
+                               rank=rank, progress=not top.get("quiet"))  # fmt: skip
+
+    left = f"finished items are recorded in {root / batch.RESULTS}, the one in flight left nothing; rerun to resume"
+    summary = _run(work, left=left)
+    who = f"rank {rank.rank}/{rank.world_size}: " if rank.world_size > 1 else ""
+    done = len(summary.records)
+    click.echo(f"{who}{done} item(s): {summary.ok} ok, {summary.skipped} skipped (finished earlier), "
+               f"{summary.failed} failed; results in {summary.results}")  # fmt: skip
+    if summary.failed:
+        sys.exit(1)
+
+
+def _orbit_job(image: Path, out: Path, settings: dict) -> dict:
+    from svd3d.batch import orbit_item
+
+    options = dict(settings)
+    no_mesh = options.pop("no_mesh")
+    recon = {**_recon_kwargs(options), "device": options["device"], "seed": options["seed"]}
+    return orbit_item(image, out, recon=None if no_mesh else recon, **options)
+
+
+def _video_job(image: Path, out: Path, settings: dict) -> dict:
+    from svd3d.batch import video_item
+
+    return video_item(image, out, **settings)
+
+
+def _recon_job(folder: Path, out: Path, settings: dict) -> dict:
+    from svd3d.batch import recon_item
+
+    options = dict(settings)
+    device, seed = options.pop("device"), options.pop("seed")
+    return recon_item(folder, out, device=device, seed=seed, **_recon_kwargs(options))
 
 
 @main.group("eval")
@@ -336,6 +480,36 @@ def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) 
     if json_out is not None:  # checked before the evaluation, not after it
         _run(check_file_replaceable, json_out)
     result = _run(evaluate_orbit, model, data, **options)
+    click.echo(result.table())
+    if json_out is not None:
+        _run(result.write_json, json_out)
+        click.echo(f"wrote {json_out}")
+
+
+@evaluate.command("asset")
+@_model
+@click.option("--objects", type=int, default=None, help="Held-out procedural objects [8].")
+@click.option("--seed", type=int, default=None,
+              help="Procedural seed of the objects (object i's orbit is generated with seed + i) [777, held out].")  # fmt: skip
+@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=None,
+              help="Which of each object's dataset orbits to generate [static].")  # fmt: skip
+@click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
+@click.option("--faces", type=int, default=None, help="Face budget of the reconstructed meshes [5000].")
+@_dtype
+@_device
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
+def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
+    """Generate the orbit of each held-out procedural object from its input view, reconstruct it (field and hull)
+    and score the meshes against the true one (Chamfer, F-score, volume IoU, normal consistency), beside the field
+    on ground-truth renders of the same cameras (the ceiling). Prints a markdown table."""
+    from svd3d.eval.asset import evaluate_asset
+    from svd3d.outputs import check_file_replaceable
+
+    if json_out is not None:  # checked before the evaluation, not after it
+        _run(check_file_replaceable, json_out)
+    given = {k: v for k, v in options.items() if v is not None}  # the API's signature holds the defaults
+    result = _run(evaluate_asset, model, **given)
     click.echo(result.table())
     if json_out is not None:
         _run(result.write_json, json_out)
@@ -430,24 +604,9 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
     model/), to rewrite it at another --dtype.
     """
 
-    def work():
-        from svd3d import outputs
-        from svd3d.devices import resolve_dtype
-        from svd3d.models import load_model
-        from svd3d.models.diffusers_io import save_diffusers
+    from svd3d.api import convert_checkpoint
 
-        outputs.check_replaceable(out_dir)  # before the checkpoint is read
-        if not (checkpoint.is_file() or (checkpoint / "model_index.json").is_file()):
-            raise SVD3DError(
-                f"checkpoint {checkpoint} is neither a file nor a diffusers folder (no model_index.json); pass an sgm "
-                ".safetensors file or a model folder"
-            )
-        torch_dtype = resolve_dtype(dtype, __import__("torch").device("cpu"))
-        model = load_model(checkpoint, dtype=torch_dtype, config=config)
-        save_diffusers(model, out_dir)
-        return model
-
-    model = _run(work)
+    model = _run(convert_checkpoint, checkpoint, out_dir, config=config, dtype=dtype)
     click.echo(f"wrote {out_dir} ({model.info.name}, {model.info.kind} model)")
 
 
