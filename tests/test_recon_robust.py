@@ -78,10 +78,11 @@ def test_normal_consistency():
 
 
 def test_per_view_appearance_absorbs_a_views_colour_drift(tmp_path):
+    from test_field import l_prism
+
     from svd3d.recon.field import FieldSettings, correct_appearance, fit_field
     from svd3d.recon.views import load_views
     from svd3d.render import render_to_folder
-    from tests.test_field import l_prism
 
     shape = l_prism()
     shape.visual.face_colors = (160, 110, 60, 255)  # one colour: every view sees it, so each view's gain shows
@@ -106,11 +107,12 @@ def test_per_view_appearance_absorbs_a_views_colour_drift(tmp_path):
 
 
 def test_views_are_aligned_to_the_coarse_field(tmp_path):
+    from test_field import l_prism
+
     from svd3d.recon.align import warp_views
     from svd3d.recon.field import FieldSettings, fit_field
     from svd3d.recon.views import load_views
     from svd3d.render import render_to_folder
-    from tests.test_field import l_prism
 
     folder = render_to_folder(l_prism(), StaticOrbit(elevation=10, num_frames=12).angles(), tmp_path / "v", 64)
     views = load_views(folder)
