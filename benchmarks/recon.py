@@ -42,6 +42,16 @@ def split(folder: Path, train_dir: Path) -> None:
     write_transforms(train_dir / "transforms.json", keep, intr)
 
 
+def score(mesh, mesh_path: Path, views_dir: Path):
+    """(compare_meshes scores against the true mesh, mean PSNR of the textured mesh at the held-out cameras
+    against the renders in `views_dir`)."""
+    gt = load_mesh(mesh_path, fit_to="sphere")  # the renders' own frame
+    held = load_views(views_dir).subset(list(HELD_OUT))
+    rendered = render_cameras(mesh, held.c2w, held.intrinsics, light=None, supersample=1)
+    held_psnr = statistics.mean(psnr(rendered.rgba[i, ..., :3] / 255.0, held.images[i]) for i in range(len(held)))
+    return compare_meshes(mesh, gt), held_psnr
+
+
 def run_case(mesh_path: Path, orbit: str, method: str, root: Path) -> dict:
     views_dir = root / f"{mesh_path.stem}-{orbit}"
     if not views_dir.exists():
@@ -52,12 +62,7 @@ def run_case(mesh_path: Path, orbit: str, method: str, root: Path) -> dict:
     start = time.perf_counter()
     result = reconstruct(train_dir, method=method, progress=False)
     seconds = time.perf_counter() - start
-    gt = load_mesh(mesh_path, fit_to="sphere")  # the renders' own frame
-    scores = compare_meshes(result.mesh, gt)
-    all_views = load_views(views_dir)
-    held = all_views.subset(list(HELD_OUT))
-    rendered = render_cameras(result.mesh, held.c2w, held.intrinsics, light=None, supersample=1)
-    held_psnr = statistics.mean(psnr(rendered.rgba[i, ..., :3] / 255.0, held.images[i]) for i in range(len(held)))
+    scores, held_psnr = score(result.mesh, mesh_path, views_dir)
     return {
         "mesh": mesh_path.name,
         "orbit": orbit,

@@ -33,14 +33,12 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon import HELD_OUT, LIGHT, ORBITS, split  # noqa: E402  (benchmarks/recon.py, beside this file)
+from recon import HELD_OUT, LIGHT, ORBITS, score, split  # noqa: E402  (benchmarks/recon.py, beside this file)
 
 from svd3d.cameras import read_transforms  # noqa: E402
-from svd3d.eval.metrics import compare_meshes, psnr  # noqa: E402
 from svd3d.recon.perturb import LEVELS, perturb_views  # noqa: E402
 from svd3d.recon.pipeline import reconstruct  # noqa: E402
-from svd3d.recon.views import load_views  # noqa: E402
-from svd3d.render import load_mesh, render_cameras, render_to_folder  # noqa: E402
+from svd3d.render import render_to_folder  # noqa: E402
 
 ORBIT = "static"
 # named reconstruction settings: {"hull": {hull.py constant: value}, "field": {FieldSettings field: value}}
@@ -136,11 +134,7 @@ def run_case(mesh_path: Path, level: str, method: str, variant: str, root: Path,
         start = time.perf_counter()
         result = reconstruct(train_dir, method=method, progress=False)
         seconds = time.perf_counter() - start
-    gt = load_mesh(mesh_path, fit_to="sphere")  # the renders' own frame
-    scores = compare_meshes(result.mesh, gt)
-    held = load_views(views_dir).subset(list(HELD_OUT))  # clean renders: the truth the texture should show
-    rendered = render_cameras(result.mesh, held.c2w, held.intrinsics, light=None, supersample=1)
-    held_psnr = statistics.mean(psnr(rendered.rgba[i, ..., :3] / 255.0, held.images[i]) for i in range(len(held)))
+    scores, held_psnr = score(result.mesh, mesh_path, views_dir)  # held out: the clean renders, the truth
     return {
         "mesh": mesh_path.name,
         "level": level,
