@@ -54,15 +54,30 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
         views.run["output"] = str(out)
         media.write_json(tmp / "run.json", views.run)
         outputs.write_mark(tmp, "orbit")  # the views are svd3d's: the mesh stage may replace their preview.png
-        mesh = reconstruct(tmp, **recon)
-
-        # 3. the reports name the files where they will be, not where they were staged
-        mesh.report["input"] = str(out)
-        mesh.report["files"] = [str(out / Path(f).name) for f in mesh.report["files"]]
-        media.write_json(tmp / "recon.json", mesh.report)
-        mesh.files = [out / Path(f).name for f in mesh.files]
+        mesh = _as_placed(reconstruct(tmp, **recon), tmp, out)
     views.output = out
     return AssetResult(views, mesh, out)
+
+
+@outputs.holds_output(lambda args: args["output"])
+def reconstruct_into(folder: str | Path, output: str | Path, **recon) -> ReconResult:
+    """`reconstruct(folder, **recon)` into the folder `output`, staged and swapped in whole (an earlier svd3d
+    output there is replaced): an interrupted job leaves nothing there, not even a partial mesh."""
+    out = Path(output)
+    outputs.check_replaceable(out)
+    with outputs.replacing(out, "recon") as tmp:
+        return _as_placed(reconstruct(folder, output=tmp, **recon), tmp, out)
+
+
+def _as_placed(result: ReconResult, staged: Path, out: Path) -> ReconResult:
+    """A reconstruction written into the staging folder `staged`, its recon.json and files naming where they will
+    be once `staged` is swapped into place at `out`."""
+    moved = {str(staged): str(out)}
+    result.report["input"] = moved.get(result.report["input"], result.report["input"])
+    result.report["files"] = [str(out / Path(f).name) for f in result.report["files"]]
+    media.write_json(staged / "recon.json", result.report)
+    result.files = [out / Path(f).name for f in result.files]
+    return result
 
 
 @outputs.holds_output(lambda args: args["out_dir"])

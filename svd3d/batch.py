@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from svd3d import outputs
 from svd3d.errors import SVD3DError
 
 log = logging.getLogger(__name__)
@@ -217,16 +218,15 @@ def rank_threads(rank: Rank) -> int | None:
 def digest(path: Path) -> str | None:
     """SHA-256 of an input: a file's bytes; a folder's files (names and bytes, hidden ones left out). None: missing."""
     path = Path(path)
-    h = hashlib.sha256()
     if path.is_file():
-        h.update(path.read_bytes())
-    elif path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            rel = file.relative_to(path).as_posix()
-            if not any(part.startswith(".") for part in rel.split("/")):
-                h.update(rel.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
-    else:
+        return outputs.fingerprint(path)["sha256"]
+    if not path.is_dir():
         return None
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if not any(part.startswith(".") for part in rel.split("/")):
+            h.update(rel.encode() + b"\0" + outputs.fingerprint(file)["sha256"].encode())
     return h.hexdigest()
 
 
@@ -278,36 +278,17 @@ def append_result(path: Path, record: dict) -> None:
         os.close(fd)  # releases the lock
 
 
-def output_intact(out: Path) -> bool:
-    """`out` is a finished svd3d output, as svd3d.outputs knows it: a folder whose mark lists files that are all
-    there, unchanged, and nothing else; or a clip whose <name>.run.json records its hash."""
-    from svd3d import outputs
-
-    try:
-        if out.is_dir():
-            mark = outputs.read_mark(out)
-            if not mark or not mark["files"]:
-                return False
-            outputs.check_replaceable(out)  # every file present is svd3d's and unchanged
-            return all((out / name).is_file() for name in mark["files"])
-        if out.is_file():
-            record = out.with_name(out.stem + ".run.json")
-            outputs.check_file_replaceable(out, record)  # the record holds the clip's hash
-            return record.is_file()
-    except SVD3DError:
-        return False
-    return False
-
-
 def is_finished(last: dict | None, model_fingerprint: str | None, fingerprint: str, out: Path) -> bool:
     """Skip an item only when its last record is a success with the same model and settings, and its output is
     still there as svd3d wrote it (an item killed half-way left only a staging folder, and no record)."""
+    from svd3d.pipelines.video import run_json_path
+
     return (
         last is not None
         and last["status"] in ("ok", "skipped")
         and last.get("model_fingerprint") == model_fingerprint
         and last.get("settings_fingerprint") == fingerprint
-        and output_intact(out)
+        and outputs.is_intact(out, run_json_path(out) if out.is_file() else None)  # a clip: its run.json
     )
 
 
@@ -352,14 +333,9 @@ def video_item(image: Path, out: Path, **video_options) -> dict:
 def recon_item(folder: Path, out: Path, **recon_options) -> dict:
     """One recon item: the mesh of the views in `folder`, written into a new folder `out` (staged and swapped in
     whole, as an orbit's folder is, so an item killed half-way leaves nothing that blocks its redo)."""
-    from svd3d import media, outputs
-    from svd3d.recon.pipeline import reconstruct
+    from svd3d.api import reconstruct_into
 
-    with outputs.replacing(out, "recon") as tmp:
-        result = reconstruct(folder, output=tmp, progress=False, **recon_options)
-        result.report["files"] = [str(out / Path(f).name) for f in result.report["files"]]
-        media.write_json(tmp / "recon.json", result.report)  # it names the files where they will be
-    return result.report["timings_s"]
+    return reconstruct_into(folder, out, progress=False, **recon_options).report["timings_s"]
 
 
 # ------------------------------------------------------------------------------------------------ the loop

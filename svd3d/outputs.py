@@ -242,15 +242,27 @@ def check_file_replaceable(path: Path, record: Path | None = None) -> None:
     if record is not None and record.exists() and not _is_svd3d_json(record):
         raise SVD3DError(f"{record} exists and svd3d did not write it; choose another output name")
     if path.exists():
-        if record is None:
-            ours = _is_svd3d_json(path)
-        else:
-            ours = record.is_file() and _json(record).get("output_sha256") == fingerprint(path)["sha256"]
+        ours = _is_svd3d_json(path) if record is None else _recorded_file(path, record)
         if not ours:
             raise SVD3DError(
                 f"{path} exists and svd3d did not write it (or it changed since); svd3d only replaces its own "
                 "outputs: choose another output name"
             )
+
+
+def _recorded_file(path: Path, record: Path) -> bool:
+    """`record` (svd3d's JSON beside a single-file output) holds `path`'s current hash."""
+    return record.is_file() and _json(record).get("output_sha256") == fingerprint(path)["sha256"]
+
+
+def is_intact(out: Path, record: Path | None = None) -> bool:
+    """`out` is a finished svd3d output exactly as svd3d wrote it: a folder whose mark lists every file in it,
+    each present and unchanged; or a file whose `record` holds its hash."""
+    out = Path(out)
+    if out.is_dir():
+        mark = read_mark(out)
+        return bool(mark and mark["files"]) and not _not_ours(out) and all((out / n).is_file() for n in mark["files"])
+    return out.is_file() and record is not None and _is_svd3d_json(record) and _recorded_file(out, record)
 
 
 def _json(path: Path) -> dict:

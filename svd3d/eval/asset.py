@@ -30,12 +30,13 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from svd3d.cameras import DEFAULT_FOV_DEG
 from svd3d.errors import SVD3DError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ PROTOCOL = __doc__  # written into every result
 Method = Literal["field", "hull", "field-gt"]
 METHODS: tuple[Method, ...] = ("field", "hull", "field-gt")
 LABELS = {"field": "field, generated views", "hull": "hull, generated views", "field-gt": "field, GT renders (ceiling)"}
-# MeshScores fields shown in the table, best-direction arrow; normal consistency only where compare_meshes has it
+# MeshScores fields shown in the table, with their best direction
 COLUMNS = {
     "chamfer": "Chamfer ↓",
     "f_score": "F-score ↑",
@@ -115,16 +116,10 @@ class AssetEval:
     metric_protocol: str  # compare_meshes' own protocol line
     protocol: str = field(default=PROTOCOL, repr=False)
 
-    def metrics(self) -> list[str]:
-        """The MeshScores fields shown: COLUMNS that compare_meshes measured (normal consistency may be absent)."""
-        measured = [s for o in self.objects for s in o.scores.values() if s is not None]
-        names = {f.name for f in fields(measured[0])} if measured else set()
-        return [m for m in COLUMNS if m in names and not all(math.isnan(getattr(s, m)) for s in measured)]
-
     def mean(self, method: str) -> dict[str, float]:
         """metric -> mean over the objects whose reconstruction succeeded (NaN where none did)."""
         ok = [o.scores[method] for o in self.objects if o.scores[method] is not None]
-        return {m: float(np.mean([getattr(s, m) for s in ok])) if ok else math.nan for m in self.metrics()}
+        return {m: float(np.mean([getattr(s, m) for s in ok])) if ok else math.nan for m in COLUMNS}
 
     def failed(self, method: str) -> int:
         return sum(o.scores[method] is None for o in self.objects)
@@ -134,8 +129,6 @@ class AssetEval:
         normal consistency. A failed hull loses to a field that worked."""
         wins = {}
         for metric, lower in (("chamfer", True), ("normal_consistency", False)):
-            if metric not in self.metrics():
-                continue
             count = 0
             for o in self.objects:
                 f, h = o.scores["field"], o.scores["hull"]
@@ -151,7 +144,7 @@ class AssetEval:
 
     def table(self) -> str:
         """Markdown: a row per method (means over objects), the generated views' cost, the field-vs-hull line."""
-        metrics, s = self.metrics(), self.settings
+        metrics, s = list(COLUMNS), self.settings
         head = " | ".join(COLUMNS[m] for m in metrics)
 
         def row(label: str, values: dict, recon_s: str, failed: str, signed: bool = False) -> str:
@@ -165,9 +158,10 @@ class AssetEval:
         cost = {m: self.mean("field")[m] - self.mean("field-gt")[m] for m in metrics}
         n = len(self.objects)
         wins = self.field_beats_hull()
-        beats = f"field beats hull on {wins.get('chamfer', 0)} of {n} objects (Chamfer)"
-        if "normal_consistency" in wins:
-            beats += f", {wins['normal_consistency']} of {n} (normal consistency)"
+        beats = (
+            f"field beats hull on {wins['chamfer']} of {n} objects (Chamfer), {wins['normal_consistency']} of {n} "
+            "(normal consistency)"
+        )
         generate_s = np.mean([o.seconds["generate"] for o in self.objects])
         lines = [
             f"asset from generated views: {n} held-out procedural object(s) (seed {s['seed']}), {self.model}, "
@@ -242,7 +236,7 @@ def evaluate_asset(
 
     from svd3d.devices import resolve_device, resolve_dtype
     from svd3d.eval.metrics import compare_meshes
-    from svd3d.eval.orbit import model_generator
+    from svd3d.eval.orbit import load_orbit_model, model_generator
     from svd3d.pipelines.common import check_positive
     from svd3d.recon.mesh import check_faces
 
@@ -256,7 +250,7 @@ def evaluate_asset(
     torch_dtype = resolve_dtype(dtype, dev)
 
     # 2. the model, checked to be an orbit model
-    orbit_model = _load_orbit_model(model, dtype, device)
+    orbit_model = load_orbit_model(model, dtype, device, "svd3d eval asset")
     info = orbit_model.info
     if orbit == "dynamic" and "azimuths_rad" not in orbit_model.unet.vector_names:
         raise SVD3DError(f"{info.name} takes no camera and makes only static orbits; use --orbit static")
@@ -277,7 +271,7 @@ def evaluate_asset(
             root = Path(tmp) / f"{i:03d}"
             folders = {
                 "generated": _orbit_folder(root / "generated", obj, generated, info.fov_deg),
-                "gt": _orbit_folder(root / "gt", obj, obj.frames.astype(np.float32) / 255.0, _renderer_fov()),
+                "gt": _orbit_folder(root / "gt", obj, obj.frames.astype(np.float32) / 255.0, DEFAULT_FOV_DEG),
             }
             scores, errors, n_faces = {}, {}, {}
             for method in METHODS:
@@ -297,7 +291,7 @@ def evaluate_asset(
             results.append(ObjectAsset(obj.name, scores, errors, n_faces, seconds))
             log.info("eval asset: %s: %s (s: %s)", obj.name, "; ".join(
                 f"{m} Chamfer {s.chamfer:.4f} F {s.f_score:.4f} IoU {s.volume_iou:.4f} "
-                f"NC {getattr(s, 'normal_consistency', math.nan):.4f}" for m, s in scores.items() if s is not None),
+                f"NC {s.normal_consistency:.4f}" for m, s in scores.items() if s is not None),
                 ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))  # fmt: skip
 
     # 4. settings; means and wins are computed by AssetEval from the per-object scores
@@ -310,32 +304,11 @@ def evaluate_asset(
         "steps": steps,
         "faces": faces,
         "model_fov_deg": info.fov_deg,
-        "render_fov_deg": _renderer_fov(),
+        "render_fov_deg": DEFAULT_FOV_DEG,  # render_object_orbits renders at render_views' default camera
         "dtype": str(torch_dtype).removeprefix("torch."),
         "device": str(dev),
     }
     return AssetEval(orbit_model.source, results, settings, metric_protocol)
-
-
-def _load_orbit_model(model, dtype: str, device: str):
-    from svd3d.devices import resolve_device, resolve_dtype
-    from svd3d.models import SVDModel, load_model
-    from svd3d.models.registry import default_model
-
-    if not isinstance(model, SVDModel):
-        model = load_model(model or default_model("orbit"), dtype=resolve_dtype(dtype, resolve_device(device)))
-    if model.info.kind != "orbit":
-        raise SVD3DError(
-            f"model {model.source} is a {model.info.kind} model; svd3d eval asset needs an orbit model "
-            "(SV3D_p / SV3D_u, tiny-orbit, or random-tiny-orbit for a smoke test)"
-        )
-    return model
-
-
-def _renderer_fov() -> float:
-    from svd3d.cameras import DEFAULT_FOV_DEG
-
-    return DEFAULT_FOV_DEG  # render_object_orbits renders at render_views' default camera
 
 
 def _orbit_folder(folder: Path, obj: HeldOutObject, views: np.ndarray, fov_deg: float) -> Path:

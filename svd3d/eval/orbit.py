@@ -365,8 +365,8 @@ def evaluate_orbit(
     return OrbitEval(label, data_label, results, mean, settings, lpips_note)
 
 
-def _load_generator(model, steps, dtype: str, device: str) -> tuple[Generate, str, int]:
-    """(generate, the model's label, the steps it samples with) for an orbit model given by name or loaded."""
+def load_orbit_model(model, dtype: str, device: str, command: str = "svd3d eval orbit"):
+    """An orbit model given by name (the bundled default for None) or loaded, checked to be an orbit model."""
     from svd3d.devices import resolve_device, resolve_dtype
     from svd3d.models import SVDModel, load_model
     from svd3d.models.registry import default_model
@@ -376,8 +376,14 @@ def _load_generator(model, steps, dtype: str, device: str) -> tuple[Generate, st
         model = load_model(model or default_model("orbit"), dtype=torch_dtype)
     if model.info.kind != "orbit":
         raise SVD3DError(
-            f"model {model.source} is a {model.info.kind} model; svd3d eval orbit needs an orbit model "
+            f"model {model.source} is a {model.info.kind} model; {command} needs an orbit model "
             "(SV3D_p / SV3D_u, tiny-orbit, or random-tiny-orbit for a smoke test)"
         )
+    return model
+
+
+def _load_generator(model, steps, dtype: str, device: str) -> tuple[Generate, str, int]:
+    """(generate, the model's label, the steps it samples with) for an orbit model given by name or loaded."""
+    model = load_orbit_model(model, dtype, device)
     steps = steps or model.info.num_steps
     return model_generator(model, steps=steps, dtype=dtype, device=device), model.source, steps

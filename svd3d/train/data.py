@@ -184,8 +184,9 @@ class _Dataset:
         return self.subset(~held), self.subset(held)
 
     def save(self, folder: str | Path) -> Path:
-        """Write the dataset folder (temporary folder renamed into place; an earlier dataset there is replaced)."""
-        from svd3d import __version__, outputs
+        """Write the dataset folder (staged, swapped into place when complete; an earlier svd3d output there is
+        replaced, anything else refused: svd3d.outputs)."""
+        from svd3d import __version__
         from svd3d.media import write_json
 
         folder = Path(folder)
@@ -307,8 +308,6 @@ def load_dataset(folder: str | Path, mmap: bool = True) -> OrbitData | ClipData:
 def check_dataset_output(out: Path) -> None:
     """An output folder may be new, empty, or an earlier svd3d output (which a new build replaces); anything
     else is never touched (svd3d.outputs)."""
-    from svd3d import outputs
-
     outputs.check_replaceable(Path(out))
 
 

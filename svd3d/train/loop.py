@@ -46,7 +46,7 @@ from svd3d.models.attention import dead_cross_attention_parameters, use_single_k
 from svd3d.models.bundle import SVDModel
 from svd3d.train.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
 from svd3d.train.objective import diffusion_loss, draw_noise, drop_conditioning
-from svd3d.train.recipe import Recipe, check_data, load_recipe
+from svd3d.train.recipe import Recipe, check_data, data_folder, load_recipe
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,7 @@ def _load_data(recipe: Recipe, run: Path, is_main: bool, wait):
             datasets.build_dataset(kind, folder, **options)
         wait()
     else:
-        folder = Path(d.path)
-        if not folder.is_absolute() and recipe.source:
-            beside = Path(recipe.source).parent / folder
-            folder = beside if beside.exists() else folder
+        folder = data_folder(recipe)
     data = (datasets.OrbitData if m.kind == "orbit" else datasets.ClipData).load(folder)
     if d.held_out:
         objects = len(data.objects())
