@@ -1,30 +1,40 @@
 """svd3d: one photo to a game-ready 3D asset, or to a short video, with one Stable Video Diffusion core.
 
-The heavy modules (torch, diffusers) load on first use, so ``import svd3d`` and ``svd3d --help`` stay fast.
+    import svd3d
+    asset = svd3d.generate_asset("chair.png", output="out/chair")   # views around the chair + mesh.glb
+    clip = svd3d.generate_video("photo.png", output="photo.mp4")
+
+The public functions live in svd3d.api (its __all__ lists them) and load on first use, so that `import svd3d`
+and `svd3d --help` stay fast: torch and diffusers are imported only when a job runs.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from svd3d.errors import SVD3DError
+from svd3d.version import __version__
 
-__all__ = ["generate_video", "load_model", "SVD3DError", "__version__"]
+_API = frozenset({
+    "generate_video", "generate_orbit", "generate_asset", "reconstruct", "reconstruct_into", "render_orbit",
+    "export_mesh", "load_model", "train", "build_dataset", "convert_checkpoint", "evaluate_mesh",
+    "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries", "check_mesh_options",
+    "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
+    "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel",
+})  # fmt: skip
+
+__all__ = ["SVD3DError", "__version__", *sorted(_API)]
 
 
 def __getattr__(name: str):
-    if name == "generate_video":
-        from svd3d.pipelines.video import generate_video
+    if name in _API:
+        from svd3d import api
 
-        return generate_video
-    if name == "load_model":
-        from svd3d.models import load_model
-
-        return load_model
+        return getattr(api, name)
     if name == "PerFrameUNet":  # lets diffusers resolve ["svd3d", "PerFrameUNet"] in a model_index.json
         from svd3d.models.unet import PerFrameUNet
 
         return PerFrameUNet
-    if name == "SVD3DError":
-        from svd3d.errors import SVD3DError
-
-        return SVD3DError
     raise AttributeError(f"module 'svd3d' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

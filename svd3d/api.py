@@ -1,20 +1,61 @@
-"""Jobs that chain the pipelines and models: image -> views around the object -> a textured mesh, in one folder;
-a checkpoint -> a diffusers-format model folder.
+"""svd3d's Python face: every job the command line runs, as one typed function each. `import svd3d` offers them
+(svd3d/__init__.py loads this module on first use); `svd3d.cli` only parses options and calls them.
 
-A job here writes its whole output or nothing: the views and the mesh are staged together and replace an earlier
-output only once both are complete (svd3d.outputs), so an interrupted or failed mesh stage leaves the previous
-folder as it was.
+    views = svd3d.generate_orbit("chair.png", output="out/chair")      # 21 views + cameras
+    mesh = svd3d.reconstruct("out/chair")                              # mesh.glb beside them
+    asset = svd3d.generate_asset("chair.png", output="out/chair")      # both, staged as one output
+    clip = svd3d.generate_video("photo.png", output="photo.mp4")
+
+The defaults are written once, in svd3d.defaults. A job here writes its whole output or nothing (svd3d.outputs):
+an interrupted or failed job leaves an earlier output as it was.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from svd3d import media, outputs
+import torch
+
+from svd3d import batch, defaults, media, outputs
+from svd3d.cameras import build_orbit
+from svd3d.devices import resolve_device, resolve_dtype
+from svd3d.errors import SVD3DError
+from svd3d.eval.asset import AssetEval, evaluate_asset
+from svd3d.eval.metrics import MeshScores, compare_meshes
+from svd3d.eval.orbit import OrbitEval, evaluate_orbit
+from svd3d.eval.video import VideoEval, evaluate_video
+from svd3d.models import SVDModel, load_model
+from svd3d.models.diffusers_io import save_diffusers
+from svd3d.models.registry import RegistryEntry, entries
+from svd3d.pipelines.common import check_positive, ready_model
 from svd3d.pipelines.orbit import OrbitResult, generate_orbit, write_orbit_folder
+from svd3d.pipelines.video import VideoResult, generate_video
+from svd3d.recon.export import export_mesh
 from svd3d.recon.pipeline import ReconResult, check_recon_options, reconstruct
+from svd3d.render import load_mesh, render_to_folder
+from svd3d.train.data import ClipData, OrbitData, load_dataset
+from svd3d.train.data import build_dataset as _build_dataset
+from svd3d.train.loop import TrainResult
+from svd3d.train.loop import train as _train
+from svd3d.train.recipe import Recipe, parse_override
+
+__all__ = [
+    "generate_video", "generate_orbit", "generate_asset", "reconstruct", "reconstruct_into", "render_orbit",
+    "export_mesh", "load_model", "train", "build_dataset", "convert_checkpoint", "evaluate_mesh",
+    "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries", "check_mesh_options",
+    "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
+    "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel",
+]  # fmt: skip
+
+# reconstruct's keyword arguments that choose the mesh (an orbit job's own options are the others)
+MESH_OPTIONS = ("method", "formats", "faces", "texture", "uv", "height", "iterations")
+
+
+# ------------------------------------------------------------------------------------------------ image -> asset
 
 
 @dataclass
@@ -26,9 +67,9 @@ class AssetResult:
 
 def check_mesh_options(recon: dict) -> None:
     """Check `reconstruct` keyword arguments (the unset ones take its defaults) before any work."""
-    defaults = inspect.signature(reconstruct).parameters
+    params = inspect.signature(reconstruct).parameters
     names = inspect.signature(check_recon_options).parameters
-    check_recon_options(**{name: recon.get(name, defaults[name].default) for name in names})
+    check_recon_options(**{name: recon.get(name, params[name].default) for name in names})
 
 
 @outputs.holds_output(lambda args: args["output"])
@@ -36,10 +77,14 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
     """`image` -> views (`generate_orbit(image, **orbit_options)`) -> mesh (`reconstruct(folder, **recon)`) in the
     folder `output`: input.png, frames/, orbit.mp4, transforms.json, run.json, mesh.glb, preview.png, recon.json.
 
-    Every option of both stages is checked before any work; the folder replaces an earlier svd3d output only when
-    views and mesh are both complete."""
+    The mesh stage runs on the views' device and seed unless `recon` names its own. Every option of both stages is
+    checked before any work; the folder replaces an earlier svd3d output only when views and mesh are complete."""
     out = Path(output)
-    recon = dict(recon or {})
+    recon = {
+        "device": orbit_options.get("device", defaults.DEVICE),
+        "seed": orbit_options.get("seed", defaults.SEED),
+        **(recon or {}),
+    }
 
     # 1. check inputs: the mesh stage's options too, so a bad one never costs a generation; the output folder
     check_mesh_options(recon)
@@ -80,19 +125,70 @@ def _as_placed(result: ReconResult, staged: Path, out: Path) -> ReconResult:
     return result
 
 
+# ------------------------------------------------------------------------------------------------ mesh -> views
+
+
+@dataclass
+class OrbitRender:
+    output: Path  # the nerfstudio folder: images/, transforms.json, optional depth/ and normals/
+    orbit: str  # static, dynamic or custom
+    views: int
+    seconds: float
+
+
+def render_orbit(
+    mesh: str | Path,
+    output: str | Path | None = None,
+    *,
+    orbit: str = defaults.ORBIT,
+    frames: int = defaults.RENDER_FRAMES,
+    elevation: float = defaults.ELEVATION,
+    amplitude: float = defaults.DYNAMIC_AMPLITUDE,
+    seed: int = defaults.RENDER_SEED,
+    elevations: list[float] | None = None,
+    azimuths: list[float] | None = None,
+    size: int = defaults.RENDER_SIZE,
+    fit_to: str = defaults.RENDER_FIT_TO,
+    depth: str = "none",
+    normals: bool = False,
+    supersample: int = defaults.SUPERSAMPLE,
+) -> OrbitRender:
+    """Render `mesh` (GLB, glTF, OBJ, PLY, STL) along an orbit (the cameras `generate_orbit` uses) into a nerfstudio
+    folder [out/<mesh>-views]: images/ (RGBA on white), transforms.json, optional depth/ (png16 millimetres or npy
+    metres) and normals/. Lists of `elevations` / `azimuths` make a custom orbit."""
+    check_positive("frames", frames, "--frames")
+    check_positive("supersample", supersample, "--supersample")
+    kind, spec = build_orbit(orbit, frames, elevation, elevations, azimuths, seed=seed, amplitude=amplitude)
+    out = Path(output) if output is not None else Path("out") / f"{Path(mesh).stem}-views"
+    start = time.perf_counter()
+    render_to_folder(mesh, spec.angles(), out, size, fit_to=fit_to, depth=depth, normals=normals,
+                     supersample=supersample)  # fmt: skip
+    return OrbitRender(out, kind, len(spec.angles()[1]), time.perf_counter() - start)
+
+
+def evaluate_mesh(
+    pred, gt, *, same_frame: bool = False, tau: float = 0.01, samples: int = 50000, resolution: int = 64
+) -> MeshScores:
+    """Score a mesh `pred` against a ground-truth mesh `gt` (paths or trimesh meshes): Chamfer, F-score at `tau`,
+    volume IoU, normal consistency. Both are normalised to the unit cube first unless they share a frame."""
+    pred, gt = (load_mesh(m, normalise=False) if isinstance(m, (str, Path)) else m for m in (pred, gt))
+    return compare_meshes(pred, gt, normalise_meshes=not same_frame, tau=tau, n=samples, resolution=resolution)
+
+
+# ------------------------------------------------------------------------------------------------ models, training
+
+
+def model_entries() -> dict[str, RegistryEntry]:
+    """The model names `load_model` (and --model) accept besides folders, sgm files and hub ids."""
+    return entries()
+
+
 @outputs.holds_output(lambda args: args["out_dir"])
 def convert_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, *, config: str | Path | None = None, dtype: str = "float32"
-):
+) -> SVDModel:
     """An sgm single-file checkpoint (or a diffusers folder, to rewrite it at another dtype) -> a diffusers-format
     folder `out_dir`; returns the loaded model. The output is checked (and locked) before the checkpoint is read."""
-    import torch
-
-    from svd3d.devices import resolve_dtype
-    from svd3d.errors import SVD3DError
-    from svd3d.models import load_model
-    from svd3d.models.diffusers_io import save_diffusers
-
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     outputs.check_replaceable(out_dir)
     if not (checkpoint.is_file() or (checkpoint / "model_index.json").is_file()):
@@ -103,3 +199,140 @@ def convert_checkpoint(
     model = load_model(checkpoint, dtype=resolve_dtype(dtype, torch.device("cpu")), config=config)
     save_diffusers(model, out_dir)
     return model
+
+
+def train(
+    recipe: str | Path | Recipe,
+    output: str | Path,
+    *,
+    overrides: Mapping[str, object] | Iterable[str] | None = None,
+    device: str = defaults.DEVICE,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a recipe (recipes/*.toml, or a Recipe) into the run folder `output`, resuming from its newest
+    checkpoint when there is one. `overrides`: {"train.steps": 100} or ["train.steps=100"] (values read as TOML).
+    `stop_after`: at most this many steps in this call, then save and return (0: only the phases not yet done)."""
+    if stop_after is not None and stop_after < 0:
+        raise SVD3DError(f"--stop-after must be >= 0, got {stop_after} (0: only the phases not yet done)")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        overrides = dict(parse_override(text) for text in overrides)
+    return _train(recipe, output, overrides=dict(overrides or {}), device=device, progress=progress,
+                  stop_after=stop_after)  # fmt: skip
+
+
+@dataclass
+class DatasetResult:
+    output: Path
+    data: OrbitData | ClipData  # the dataset as training reads it (memory-mapped)
+
+
+GENERATED_DATASETS = ("procedural", "clips")  # made from a seed; the others ("meshes", "videos") read a source
+
+
+def build_dataset(
+    kind: str,
+    output: str | Path,
+    *,
+    source: str | Path | None = None,
+    count: int | None = None,
+    size: int = defaults.DATA_SIZE,
+    frames: int | None = None,
+    seed: int = defaults.DATA_SEED,
+) -> DatasetResult:
+    """Build a training dataset into the folder `output`: `procedural` objects or `meshes` from a `source` folder
+    (GLB/OBJ/PLY/STL) rendered along SV3D orbits; synthetic `clips`; or `videos` cut from a `source` folder.
+    `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14]."""
+    options: dict = {"size": size, "seed": seed}
+    if frames is not None:
+        options["frames"] = frames
+    if kind in GENERATED_DATASETS:
+        if source is not None:
+            raise SVD3DError(f"{kind} datasets are generated; drop the SOURCE argument ({source})")
+        if count is not None:
+            options["count"] = count
+    else:
+        if source is None:
+            raise SVD3DError(f"`svd3d data {kind}` needs a SOURCE folder")
+        if count is not None:
+            raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
+        options["source"] = Path(source)
+    folder = _build_dataset(kind, output, **options)
+    return DatasetResult(folder, load_dataset(folder))
+
+
+# ------------------------------------------------------------------------------------------------ many inputs
+
+
+def run_batch(
+    kind: str,
+    inputs: list[str | Path],
+    output: str | Path | None = None,
+    *,
+    options: dict,
+    item_settings=None,
+    allowed: set[str] | None = None,
+    fmt: str | None = None,
+    progress: bool = True,
+) -> batch.BatchSummary:
+    """Run `kind` ('orbit', 'video' or 'recon') on many inputs (paths, folders, glob patterns, .txt / .jsonl
+    manifests) into ROOT/<name> under `output` [out], recording each item in ROOT/results.jsonl (svd3d.batch).
+
+    `options` are the job's keyword arguments for every item (an orbit's may hold the mesh options and
+    `mesh=False` for views only); `item_settings(item) -> dict` turns a manifest line's own options (`allowed`
+    keys) into such arguments. The model is loaded once; under torchrun / accelerate launch this process takes its
+    share of the items, on its own device and threads. A failed item is recorded and the batch goes on."""
+    root = Path(output) if output is not None else Path("out")
+    rank = batch.Rank.from_env()
+    options = dict(options)
+
+    # 1. check everything before any work: the output kind, every manifest line, the mesh options
+    if kind == "video" and output is not None and root.suffix.lower() in (".mp4", ".gif", ".webp"):
+        single = len(inputs) == 1 and Path(inputs[0]).is_dir()
+        given = f"{inputs[0]} is a folder, not a file" if single else "several inputs make a batch"
+        raise SVD3DError(f"{given}: a batch writes a clip per input under -o ROOT (ROOT/<name>.{fmt}); pass -o a "
+                         f"folder, not {output}")  # fmt: skip
+    items = batch.collect_inputs([str(p) for p in inputs], kind, allowed)
+    if item_settings is not None:
+        items = [replace(item, settings=item_settings(item)) for item in items]
+    if kind == "recon" or (kind == "orbit" and options.get("mesh", True)):
+        check_mesh_options({k: v for k, v in options.items() if k in (*MESH_OPTIONS, "device", "seed")})
+
+    # 2. this process's threads and device; the model, once
+    threads = batch.rank_threads(rank)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    options["device"] = batch.rank_device(options.get("device", defaults.DEVICE), rank)
+    fingerprint = None
+    if kind != "recon":
+        dev = resolve_device(options["device"])
+        options["model"] = ready_model(options.get("model"), kind, resolve_dtype(options.get("dtype", "auto"), dev),
+                                       dev, options.get("offload", False), options.get("config"))  # fmt: skip
+        fingerprint = options["model"].fingerprint
+
+    # 3. the items
+    job = {"orbit": _orbit_item, "video": _video_item, "recon": _recon_item}[kind]
+    return batch.run_batch(kind, items, root, job, options=options, fmt=fmt, model_fingerprint=fingerprint,
+                           rank=rank, progress=progress)  # fmt: skip
+
+
+def _orbit_item(image: Path, out: Path, settings: dict) -> dict:
+    """One orbit item: views, or views and mesh (`generate_asset`), in the folder `out`; returns its timings."""
+    options = dict(settings)
+    mesh = options.pop("mesh", True)
+    recon = {k: options.pop(k) for k in MESH_OPTIONS if k in options}
+    if not mesh:
+        return generate_orbit(image, output=out, progress=False, **options).timings
+    asset = generate_asset(image, output=out, recon={**recon, "progress": False}, progress=False, **options)
+    return {**asset.views.timings, "mesh": round(sum(asset.mesh.report["timings_s"].values()), 4)}
+
+
+def _video_item(image: Path, out: Path, settings: dict) -> dict:
+    """One video item: a clip file, or a folder of PNG frames."""
+    return generate_video(image, output=out, progress=False, **settings).timings
+
+
+def _recon_item(folder: Path, out: Path, settings: dict) -> dict:
+    """One recon item: the mesh of the views in `folder`, written into a new folder `out` (staged and swapped in
+    whole, as an orbit's folder is, so an item killed half-way leaves nothing that blocks its redo)."""
+    return reconstruct_into(folder, out, progress=False, **settings).report["timings_s"]

@@ -1,9 +1,9 @@
 """Many inputs, one command: `svd3d orbit|video|recon` over a folder, a glob, a manifest or several paths.
 
 Small pure functions (collect the inputs, read a manifest, name the outputs, shard, read / append results,
-decide what is finished) and one loop, `run_batch`. Every item writes through its own job (svd3d.api /
-svd3d.pipelines / svd3d.recon), so each output is staged, locked and marked by svd3d.outputs as a single job's is;
-the batch itself locks nothing but a line of ROOT/results.jsonl at a time, so any number of processes
+decide what is finished) and one loop, `run_batch`. Every item writes through its own job (svd3d.api's
+generate_asset / generate_orbit / generate_video / reconstruct_into), so each output is staged, locked and marked
+by svd3d.outputs as a single job's is; the batch itself locks nothing but a line of ROOT/results.jsonl at a time, so any number of processes
 (`torchrun` / `accelerate launch`, each taking every WORLD_SIZE-th item) share one ROOT.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from svd3d import outputs
 from svd3d.errors import SVD3DError
+from svd3d.media import run_json_path
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +282,6 @@ def append_result(path: Path, record: dict) -> None:
 def is_finished(last: dict | None, model_fingerprint: str | None, fingerprint: str, out: Path) -> bool:
     """Skip an item only when its last record is a success with the same model and settings, and its output is
     still there as svd3d wrote it (an item killed half-way left only a staging folder, and no record)."""
-    from svd3d.pipelines.video import run_json_path
-
     return (
         last is not None
         and last["status"] in ("ok", "skipped")
@@ -296,46 +295,6 @@ def one_line(err: BaseException) -> str:
     """A failure as results.jsonl records it: an SVD3DError's message, anything else as `Type: message`."""
     text = str(err) if isinstance(err, SVD3DError) else f"{type(err).__name__}: {err}"
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
-
-
-# ------------------------------------------------------------------------------------------------ the jobs
-
-
-def shared_model(kind: str, *, model=None, dtype: str = "auto", device: str = "auto", offload: bool = False,
-                 config=None):  # fmt: skip
-    """The model every item of a batch uses, loaded and placed once (the pipelines take an SVDModel as it is)."""
-    from svd3d.devices import resolve_device, resolve_dtype
-    from svd3d.pipelines.common import ready_model
-
-    dev = resolve_device(device)
-    return ready_model(model, kind, resolve_dtype(dtype, dev), dev, offload, config)
-
-
-def orbit_item(image: Path, out: Path, *, recon: dict | None, **orbit_options) -> dict:
-    """One orbit item: views (recon None) or views and mesh (svd3d.api.generate_asset) in the folder `out`."""
-    if recon is None:
-        from svd3d.pipelines.orbit import generate_orbit
-
-        return generate_orbit(image, output=out, progress=False, **orbit_options).timings
-    from svd3d.api import generate_asset
-
-    asset = generate_asset(image, output=out, recon={**recon, "progress": False}, progress=False, **orbit_options)
-    return {**asset.views.timings, "mesh": round(sum(asset.mesh.report["timings_s"].values()), 4)}
-
-
-def video_item(image: Path, out: Path, **video_options) -> dict:
-    """One video item: a clip file, or a folder of PNG frames."""
-    from svd3d.pipelines.video import generate_video
-
-    return generate_video(image, output=out, progress=False, **video_options).timings
-
-
-def recon_item(folder: Path, out: Path, **recon_options) -> dict:
-    """One recon item: the mesh of the views in `folder`, written into a new folder `out` (staged and swapped in
-    whole, as an orbit's folder is, so an item killed half-way leaves nothing that blocks its redo)."""
-    from svd3d.api import reconstruct_into
-
-    return reconstruct_into(folder, out, progress=False, **recon_options).report["timings_s"]
 
 
 # ------------------------------------------------------------------------------------------------ the loop

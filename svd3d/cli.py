@@ -1,14 +1,21 @@
-"""The `svd3d` command line: parse, validate, call the Python API. Heavy imports happen inside commands."""
+"""The `svd3d` command line: parse the options, call the Python API (svd3d.api, through the package's lazy
+attributes so that `svd3d --help` never imports torch), print what was written. No job logic lives here; the
+defaults are svd3d.defaults'."""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
 import click
 
+import svd3d
+from svd3d import batch, defaults, media
 from svd3d.errors import SVD3DError
+from svd3d.image import parse_size
+from svd3d.outputs import InterruptedAfterWriting, check_file_replaceable
 
 NOTHING_WRITTEN = "nothing was written, and an earlier output there is as it was"
 
@@ -17,8 +24,6 @@ def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
     """Call the API; user errors become one line on stderr and exit code 2. Ctrl-C, and SIGTERM (kill, timeout, a
     cluster's scheduler), unwind the job the same way (staged outputs are removed) and exit 130 / 143 with a line
     saying what was `left`."""
-    import signal
-
     from diffusers.utils import logging as diffusers_logging  # imported here: `--help` stays instant
     from transformers.utils import logging as transformers_logging
 
@@ -37,8 +42,6 @@ def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     except KeyboardInterrupt as err:
-        from svd3d.outputs import InterruptedAfterWriting
-
         if isinstance(err, InterruptedAfterWriting):  # it arrived as the finished output was put in place
             left = f"{err} was complete and is in place"
         click.echo(f"{'terminated' if terminated else 'interrupted'}: {left}", err=True)
@@ -54,8 +57,6 @@ def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
 def _size(ctx, param, value):
     if value is None:
         return None
-    from svd3d.image import parse_size
-
     try:
         return parse_size(value)
     except SVD3DError as err:
@@ -83,11 +84,11 @@ _config = click.option(
 )  # fmt: skip
 _dtype = click.option(
     "--dtype",
-    default="auto",
+    default=defaults.DTYPE,
     show_default=True,
     help="auto (fp16 on CUDA, fp32 elsewhere), float32, float16, bfloat16.",
 )
-_device = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+_device = click.option("--device", default=defaults.DEVICE, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 
 
 @main.command()
@@ -100,7 +101,9 @@ _device = click.option("--device", default="auto", show_default=True, help="auto
 @click.option("--noise-aug", type=float, default=None, help="Noise added to the conditioning image [0.02].")
 @click.option("--min-guidance", type=float, default=None, help="Guidance at the first frame [SVD 1.0, SVD-XT 1.5].")
 @click.option("--max-guidance", type=float, default=None, help="Guidance at the last frame [SVD 2.5, SVD-XT 3.0].")
-@click.option("--seed", type=int, default=23, show_default=True, help="Random seed (noise is drawn on the CPU).")
+@click.option(
+    "--seed", type=int, default=defaults.SEED, show_default=True, help="Random seed (noise is drawn on the CPU)."
+)
 @click.option("--size", callback=_size, default=None, help="Output WIDTHxHEIGHT, multiples of 8 [model default].")
 @click.option("--decode-chunk", type=int, default=None, help="Frames decoded at once [min(frames, 14)].")
 @_dtype
@@ -125,19 +128,17 @@ def video(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, **opti
     ROOT/results.jsonl, a rerun skips finished items, exit code 1 when some item failed.
     """
     if _is_batch(inputs, "video"):
-        _batch("video", inputs, output, options, _video_job, fmt=fmt or "mp4")
+        _batch("video", inputs, output, options, fmt=fmt or "mp4")
         return
-    from svd3d.pipelines.video import generate_video, run_json_path
-
     image = inputs[0]
     if fmt is not None and output is not None:
         raise click.UsageError("for one image, -o's suffix chooses the format: drop --format (or -o)")
     out = output or Path(image.stem if fmt == "frames" else f"{image.stem}.{fmt or 'mp4'}")
-    result = _run(generate_video, image, output=out, **options)
+    result = _run(lambda: svd3d.generate_video(image, output=out, **options))
     t = result.timings
     click.echo(
         f"wrote {out} ({result.settings.num_frames} frames, {result.settings.width}x{result.settings.height}) "
-        f"and {run_json_path(out)} in {sum(t.values()):.1f} s (sampling {t.get('sample', 0):.1f} s)"
+        f"and {media.run_json_path(out)} in {sum(t.values()):.1f} s (sampling {t.get('sample', 0):.1f} s)"
     )
 
 
@@ -147,7 +148,7 @@ def _recon_options(fn):
         click.option(
             "--method",
             type=click.Choice(["field", "hull", "nerfacto"]),
-            default="field",
+            default=defaults.RECON_METHOD,
             show_default=True,
             help="field: radiance-field fit (best); hull: visual hull only (fast, no concavities); "
             "nerfacto: nerfstudio (pip install 'svd3d[nerfstudio]', GPU).",
@@ -155,17 +156,19 @@ def _recon_options(fn):
         click.option(
             "--format",
             "formats",
-            default="glb",
+            default=defaults.MESH_FORMATS,
             show_default=True,
             help="Mesh formats, comma-separated: glb,obj,ply,stl.",
         ),  # fmt: skip
         click.option(
             "--faces",
-            default="default",
+            default=defaults.FACES,
             show_default=True,
             help="Face budget: a number, or mobile (5000), default (20000), hero (50000).",
         ),  # fmt: skip
-        click.option("--texture", type=int, default=1024, show_default=True, help="Texture size in pixels."),
+        click.option(
+            "--texture", type=int, default=defaults.TEXTURE, show_default=True, help="Texture size in pixels."
+        ),
         click.option("--no-uv", is_flag=True, help="Vertex colours instead of a UV texture."),
         click.option(
             "--height", type=float, default=None, help="Scale the asset to this height in metres (origin at its base)."
@@ -179,17 +182,20 @@ def _recon_options(fn):
     return fn
 
 
-def _recon_kwargs(options: dict) -> dict:
-    """Pop the recon options out of a command's keyword arguments, named as `reconstruct` takes them."""
-    return {
-        "method": options.pop("method"),
-        "formats": options.pop("formats"),
-        "faces": options.pop("faces"),
-        "texture": options.pop("texture"),
-        "uv": not options.pop("no_uv"),
-        "height": options.pop("height"),
-        "iterations": options.pop("iterations"),
-    }
+def _api_names(options: dict) -> dict:
+    """A command's options (or a manifest line's) as the API's keyword arguments: the negative flags --no-uv and
+    --no-mesh become `uv` and `mesh`."""
+    flags = {"no_uv": "uv", "no_mesh": "mesh"}
+    return {flags.get(k, k): (not v if k in flags else v) for k, v in options.items()}
+
+
+def _split_mesh_options(options: dict) -> tuple[dict, dict]:
+    """(the orbit's own options, the mesh stage's) out of `svd3d orbit`'s options in the API's names."""
+    mesh = {k: v for k, v in options.items() if k in _MESH_OPTIONS}
+    return {k: v for k, v in options.items() if k not in mesh}, mesh
+
+
+_MESH_OPTIONS = ("method", "formats", "faces", "texture", "uv", "height", "iterations")  # reconstruct's
 
 
 def _mesh_summary(result) -> str:
@@ -216,8 +222,6 @@ def _square(ctx, param, value):
     """--size 576 or 576x576 (orbit views are square)."""
     if value is None:
         return None
-    from svd3d.image import parse_size
-
     try:
         width, height = parse_size(value if "x" in value.lower() else f"{value}x{value}")
     except SVD3DError as err:
@@ -232,18 +236,20 @@ def _square(ctx, param, value):
 @_model
 @click.option("--frames", type=int, default=None, help="Views around the object [21].")
 @click.option("--steps", type=int, default=None, help="Sampling steps [50].")
-@click.option("--seed", type=int, default=23, show_default=True, help="Random seed (noise is drawn on the CPU).")
+@click.option(
+    "--seed", type=int, default=defaults.SEED, show_default=True, help="Random seed (noise is drawn on the CPU)."
+)
 @click.option("--size", callback=_square, default=None, help="View size in pixels, a multiple of 8 [576].")
 @click.option("--min-guidance", type=float, default=None, help="Guidance next to the input view [1.0].")
 @click.option("--max-guidance", type=float, default=None, help="Guidance behind the object [2.5].")
-@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
+@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=defaults.ORBIT, show_default=True,
               help="static: one elevation; dynamic: a smooth elevation wobble (sees top and bottom; SV3D_p).")  # fmt: skip
-@click.option("--elevation", type=float, default=10.0, show_default=True,
+@click.option("--elevation", type=float, default=defaults.ELEVATION, show_default=True,
               help="Camera elevation of the photo, degrees above the object's equator.")  # fmt: skip
 @click.option("--elevations", callback=_degrees, default=None, help="Custom orbit: elevations, e.g. 10,10,20 (SV3D_p).")
 @click.option("--azimuths", callback=_degrees, default=None,
               help="Custom orbit: azimuths incl. the input view 0, e.g. 0,120,240 (SV3D_p).")  # fmt: skip
-@click.option("--object-fraction", type=float, default=0.85, show_default=True,
+@click.option("--object-fraction", type=float, default=defaults.OBJECT_FRACTION, show_default=True,
               help="Size of the object's larger side as a fraction of the view.")  # fmt: skip
 @click.option("--decode-chunk", type=int, default=None, help="Frames decoded at once [min(frames, 14)].")
 @_dtype
@@ -268,20 +274,15 @@ def orbit(inputs: tuple[Path, ...], output: Path | None, no_mesh: bool, **option
     once; exit code 1 when some item failed. Under torchrun / accelerate launch each process takes its share.
     """
     if _is_batch(inputs, "orbit"):
-        _batch("orbit", inputs, output, {**options, "no_mesh": no_mesh}, _orbit_job)
+        _batch("orbit", inputs, output, {**options, "no_mesh": no_mesh})
         return
     image = inputs[0]
     out = output or Path("out") / image.stem
-    recon = _recon_kwargs(options)
+    views, recon = _split_mesh_options(_api_names(options))
     if no_mesh:
-        from svd3d.pipelines.orbit import generate_orbit
-
-        result, mesh = _run(generate_orbit, image, output=out, **options), None
+        result, mesh = _run(lambda: svd3d.generate_orbit(image, output=out, **views)), None
     else:
-        from svd3d.api import generate_asset
-
-        recon.update(device=options["device"], seed=options["seed"])
-        asset = _run(generate_asset, image, output=out, recon=recon, **options)
+        asset = _run(lambda: svd3d.generate_asset(image, output=out, recon=recon, **views))
         result, mesh = asset.views, asset.mesh
     t = result.timings
     click.echo(
@@ -296,11 +297,11 @@ def orbit(inputs: tuple[Path, ...], output: Path | None, no_mesh: bool, **option
 @main.command()
 @click.argument("folders", nargs=-1, required=True, metavar="FOLDER...", type=click.Path(path_type=Path))
 @_recon_options
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@_device
+@click.option("--seed", type=int, default=defaults.RECON_SEED, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output folder [FOLDER]; with several inputs the folder of their mesh folders [out].")  # fmt: skip
-def recon(folders: tuple[Path, ...], output: Path | None, device: str, seed: int, **options) -> None:
+def recon(folders: tuple[Path, ...], output: Path | None, **options) -> None:
     """Reconstruct a textured mesh from the posed views in FOLDER (transforms.json + images, RGBA or on white):
     an `svd3d orbit` or `svd3d render` output, or any nerfstudio folder of an object orbit.
 
@@ -311,12 +312,10 @@ def recon(folders: tuple[Path, ...], output: Path | None, device: str, seed: int
     or a manifest make a batch: each mesh goes to ROOT/<name>/ under -o ROOT, recorded in ROOT/results.jsonl.
     """
     if _is_batch(folders, "recon"):
-        _batch("recon", folders, output, {**options, "device": device, "seed": seed}, _recon_job)
+        _batch("recon", folders, output, options)
         return
-    from svd3d.recon.pipeline import reconstruct
-
     folder = folders[0]
-    result = _run(reconstruct, folder, output=output, device=device, seed=seed, **_recon_kwargs(options))
+    result = _run(lambda: svd3d.reconstruct(folder, output=output, **_api_names(options)))
     click.echo(f"wrote {_mesh_summary(result)}")
 
 
@@ -329,9 +328,7 @@ _BATCH_WIDE = {"model", "config", "dtype", "device", "offload", "forward_chunkin
 
 
 def _is_batch(inputs: tuple[Path, ...], kind: str) -> bool:
-    from svd3d.batch import is_batch
-
-    return is_batch([str(p) for p in inputs], kind)
+    return batch.is_batch([str(p) for p in inputs], kind)
 
 
 def _item_params(command: click.Command) -> dict[str, click.Parameter]:
@@ -345,24 +342,21 @@ def _item_params(command: click.Command) -> dict[str, click.Parameter]:
     return keys
 
 
-def _item_settings(ctx: click.Context, params: dict, item) -> dict:
-    """A manifest line's options converted and checked as the command line's are (`"size": 64`, `"orbit": ...`)."""
+def _item_settings(ctx: click.Context, params: dict, item: batch.Item) -> dict:
+    """A manifest line's options converted and checked as the command line's are (`"size": 64`, `"orbit": ...`),
+    in the API's names."""
     settings = {}
     for key, value in item.settings.items():
         try:
             settings[params[key].name] = params[key].process_value(ctx, value)
         except click.BadParameter as err:
             raise SVD3DError(f"{item.source}: {key}: {err.format_message()}") from None
-    return settings
+    return _api_names(settings)
 
 
-def _batch(kind: str, inputs, output: Path | None, options: dict, job, fmt: str | None = None) -> None:
-    """Run a batch (svd3d.batch.run_batch) under -o ROOT [out]; print one line per process; exit 1 when some item
-    failed (2, as always, when the batch itself cannot start: a bad manifest, an unknown option value)."""
-    from dataclasses import replace
-
-    from svd3d import batch
-
+def _batch(kind: str, inputs, output: Path | None, options: dict, fmt: str | None = None) -> None:
+    """Run a batch (svd3d.run_batch) under -o ROOT [out]; print one line per process; exit 1 when some item failed
+    (2, as always, when the batch itself cannot start: a bad manifest, an unknown option value)."""
     ctx = click.get_current_context()
     params = _item_params(ctx.command)
     top = ctx.find_root().params
@@ -370,64 +364,20 @@ def _batch(kind: str, inputs, output: Path | None, options: dict, job, fmt: str 
         logging.getLogger("svd3d").setLevel(logging.WARNING)  # the bar shows progress; -v adds each item's stages
     root = output or Path("out")
     rank = batch.Rank.from_env()
-
-    def work():
-        import torch
-
-        if kind == "video" and output is not None and output.suffix.lower() in (".mp4", ".gif", ".webp"):
-            single = len(inputs) == 1 and Path(inputs[0]).is_dir()
-            given = f"{inputs[0]} is a folder, not a file" if single else "several inputs make a batch"
-            raise SVD3DError(f"{given}: a batch writes a clip per input under -o ROOT (ROOT/<name>.{fmt}); pass -o a "
-                             f"folder, not {output}")  # fmt: skip
-        items = batch.collect_inputs([str(p) for p in inputs], kind, set(params))
-        items = [replace(item, settings=_item_settings(ctx, params, item)) for item in items]
-        if kind == "recon" or (kind == "orbit" and not options.get("no_mesh")):  # once, before any work
-            from svd3d.api import check_mesh_options
-
-            check_mesh_options({**_recon_kwargs(dict(options)), "device": options["device"], "seed": options["seed"]})
-        threads = batch.rank_threads(rank)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        options["device"] = batch.rank_device(options["device"], rank)
-        fingerprint = None
-        if kind != "recon":  # loaded once, for every item
-            names = ("model", "dtype", "device", "offload", "config")
-            options["model"] = batch.shared_model(kind, **{k: options[k] for k in names})
-            fingerprint = options["model"].fingerprint
-        return batch.run_batch(kind, items, root, job, options=options, fmt=fmt, model_fingerprint=fingerprint,
-                               rank=rank, progress=not top.get("quiet"))  # fmt: skip
-
     left = f"finished items are recorded in {root / batch.RESULTS}, the one in flight left nothing; rerun to resume"
-    summary = _run(work, left=left)
+    summary = _run(
+        lambda: svd3d.run_batch(
+            kind, list(inputs), output, options=_api_names(options), fmt=fmt, allowed=set(params),
+            item_settings=lambda item: _item_settings(ctx, params, item), progress=not top.get("quiet"),
+        ),
+        left=left,
+    )  # fmt: skip
     who = f"rank {rank.rank}/{rank.world_size}: " if rank.world_size > 1 else ""
     done = len(summary.records)
     click.echo(f"{who}{done} item(s): {summary.ok} ok, {summary.skipped} skipped (finished earlier), "
                f"{summary.failed} failed; results in {summary.results}")  # fmt: skip
     if summary.failed:
         sys.exit(1)
-
-
-def _orbit_job(image: Path, out: Path, settings: dict) -> dict:
-    from svd3d.batch import orbit_item
-
-    options = dict(settings)
-    no_mesh = options.pop("no_mesh")
-    recon = {**_recon_kwargs(options), "device": options["device"], "seed": options["seed"]}
-    return orbit_item(image, out, recon=None if no_mesh else recon, **options)
-
-
-def _video_job(image: Path, out: Path, settings: dict) -> dict:
-    from svd3d.batch import video_item
-
-    return video_item(image, out, **settings)
-
-
-def _recon_job(folder: Path, out: Path, settings: dict) -> dict:
-    from svd3d.batch import recon_item
-
-    options = dict(settings)
-    device, seed = options.pop("device"), options.pop("seed")
-    return recon_item(folder, out, device=device, seed=seed, **_recon_kwargs(options))
 
 
 @main.group("eval")
@@ -445,14 +395,8 @@ def evaluate() -> None:
 def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, same_frame: bool) -> None:
     """Compare a reconstructed mesh PRED with a ground-truth mesh GT: Chamfer, F-score, volume IoU."""
 
-    def work():
-        from svd3d.eval.metrics import compare_meshes
-        from svd3d.render import load_mesh
-
-        a, b = (load_mesh(p, normalise=False) for p in (pred, gt))
-        return compare_meshes(a, b, normalise_meshes=not same_frame, tau=tau, n=samples, resolution=resolution)
-
-    scores = _run(work)
+    scores = _run(lambda: svd3d.evaluate_mesh(pred, gt, same_frame=same_frame, tau=tau, samples=samples,
+                                              resolution=resolution))  # fmt: skip
     click.echo(f"chamfer {scores.chamfer:.5f}  f-score@{scores.tau:g} {scores.f_score:.4f} "
                f"(precision {scores.precision:.4f}, recall {scores.recall:.4f})  volume IoU {scores.volume_iou:.4f}  "
                f"normal consistency {scores.normal_consistency:.4f}")  # fmt: skip
@@ -474,12 +418,9 @@ def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) 
     """Generate each object of an orbit dataset from its input view at the dataset's cameras and score views 1..T-1
     against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
     baselines. Prints a markdown table."""
-    from svd3d.eval.orbit import evaluate_orbit
-    from svd3d.outputs import check_file_replaceable
-
     if json_out is not None:  # checked before the evaluation, not after it
         _run(check_file_replaceable, json_out)
-    result = _run(evaluate_orbit, model, data, **options)
+    result = _run(lambda: svd3d.evaluate_orbit(model, data, **options))
     click.echo(result.table())
     if json_out is not None:
         _run(result.write_json, json_out)
@@ -503,13 +444,10 @@ def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
     """Generate the orbit of each held-out procedural object from its input view, reconstruct it (field and hull)
     and score the meshes against the true one (Chamfer, F-score, volume IoU, normal consistency), beside the field
     on ground-truth renders of the same cameras (the ceiling). Prints a markdown table."""
-    from svd3d.eval.asset import evaluate_asset
-    from svd3d.outputs import check_file_replaceable
-
     if json_out is not None:  # checked before the evaluation, not after it
         _run(check_file_replaceable, json_out)
     given = {k: v for k, v in options.items() if v is not None}  # the API's signature holds the defaults
-    result = _run(evaluate_asset, model, **given)
+    result = _run(lambda: svd3d.evaluate_asset(model, **given))
     click.echo(result.table())
     if json_out is not None:
         _run(result.write_json, json_out)
@@ -531,12 +469,9 @@ def eval_video(model: str | None, data: Path, json_out: Path | None, **options) 
     """Animate the first frame of each clip of a clip dataset with the clip's fps and motion bucket and score
     frames 1..T-1 against the real ones (PSNR, SSIM) beside the repeat-input and mean-image baselines, plus how
     close frame 0 stays to the input and how well the made motion follows the motion bucket. Prints a table."""
-    from svd3d.eval.video import evaluate_video
-    from svd3d.outputs import check_file_replaceable
-
     if json_out is not None:  # checked before the evaluation, not after it
         _run(check_file_replaceable, json_out)
-    result = _run(evaluate_video, model, data, **options)
+    result = _run(lambda: svd3d.evaluate_video(model, data, **options))
     click.echo(result.table())
     if json_out is not None:
         _run(result.write_json, json_out)
@@ -545,48 +480,32 @@ def eval_video(model: str | None, data: Path, json_out: Path | None, **options) 
 
 @main.command()
 @click.argument("mesh", type=click.Path(path_type=Path))
-@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default="static", show_default=True)
-@click.option("--frames", type=int, default=21, show_default=True, help="Views around the mesh.")
-@click.option("--elevation", type=float, default=10.0, show_default=True, help="Camera elevation, degrees.")
-@click.option("--amplitude", type=float, default=10.0, show_default=True,
+@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=defaults.ORBIT, show_default=True)
+@click.option("--frames", type=int, default=defaults.RENDER_FRAMES, show_default=True, help="Views around the mesh.")
+@click.option("--elevation", type=float, default=defaults.ELEVATION, show_default=True,
+              help="Camera elevation, degrees.")  # fmt: skip
+@click.option("--amplitude", type=float, default=defaults.DYNAMIC_AMPLITUDE, show_default=True,
               help="Dynamic orbit: largest elevation swing, degrees (e.g. 70 with --elevation 0 to see top and bottom).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True, help="Dynamic orbit: seed of the wobble and jitter.")
+@click.option("--seed", type=int, default=defaults.RENDER_SEED, show_default=True,
+              help="Dynamic orbit: seed of the wobble and jitter.")  # fmt: skip
 @click.option("--elevations", callback=_degrees, default=None, help="Custom orbit: elevations, e.g. 10,10,20.")
 @click.option("--azimuths", callback=_degrees, default=None, help="Custom orbit: azimuths incl. 0, e.g. 0,120,240.")
-@click.option("--size", callback=_square, default="576", show_default=True, help="View size in pixels.")
-@click.option("--fit-to", type=click.Choice(["sphere", "cube"]), default="sphere", show_default=True,
+@click.option("--size", callback=_square, default=str(defaults.RENDER_SIZE), show_default=True,
+              help="View size in pixels.")  # fmt: skip
+@click.option("--fit-to", type=click.Choice(["sphere", "cube"]), default=defaults.RENDER_FIT_TO, show_default=True,
               help="Normalise the mesh so its bounding sphere (never leaves the frame) or box fits [-0.5, 0.5]^3.")  # fmt: skip
 @click.option("--depth", type=click.Choice(["none", "png16", "npy"]), default="none", show_default=True,
               help="Also write depth: 16-bit PNG millimetres or float32 .npy metres.")  # fmt: skip
 @click.option("--normals", is_flag=True, help="Also write world-space normals.")
-@click.option(
-    "--supersample", type=int, default=3, show_default=True, help="Antialiasing rays per pixel side at edges."
-)
+@click.option("--supersample", type=int, default=defaults.SUPERSAMPLE, show_default=True,
+              help="Antialiasing rays per pixel side at edges.")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder [out/<mesh>-views].")
-def render(mesh: Path, orbit: str, frames: int, elevation: float, amplitude: float, seed: int, elevations, azimuths,
-           size: int, fit_to: str, depth: str, normals: bool, supersample: int, output: Path | None) -> None:  # fmt: skip
+def render(mesh: Path, output: Path | None, **options) -> None:
     """Render MESH (GLB, glTF, OBJ, PLY, STL) along an orbit into a nerfstudio folder: images/ (RGBA on white),
     transforms.json (the same cameras as `svd3d orbit`), optional depth/ and normals/."""
-
-    def work():
-        import time
-
-        from svd3d.cameras import build_orbit
-        from svd3d.pipelines.common import check_positive
-        from svd3d.render import render_to_folder
-
-        check_positive("frames", frames, "--frames")
-        check_positive("supersample", supersample, "--supersample")
-        kind, spec = build_orbit(orbit, frames, elevation, elevations, azimuths, seed=seed, amplitude=amplitude)
-        start = time.perf_counter()
-        out = output or Path("out") / f"{mesh.stem}-views"
-        render_to_folder(
-            mesh, spec.angles(), out, size, fit_to=fit_to, depth=depth, normals=normals, supersample=supersample
-        )
-        return kind, out, len(spec.angles()[1]), time.perf_counter() - start
-
-    kind, out, n, seconds = _run(work)
-    click.echo(f"wrote {out}/ ({n} {kind} views at {size}px) in {seconds:.1f} s")
+    result = _run(lambda: svd3d.render_orbit(mesh, output, **options))
+    click.echo(f"wrote {result.output}/ ({result.views} {result.orbit} views at {options['size']}px) "
+               f"in {result.seconds:.1f} s")  # fmt: skip
 
 
 @main.command()
@@ -603,10 +522,7 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
     svd3d's per-frame UNet and load with svd3d. CHECKPOINT may also be a diffusers folder (e.g. a training run's
     model/), to rewrite it at another --dtype.
     """
-
-    from svd3d.api import convert_checkpoint
-
-    model = _run(convert_checkpoint, checkpoint, out_dir, config=config, dtype=dtype)
+    model = _run(lambda: svd3d.convert_checkpoint(checkpoint, out_dir, config=config, dtype=dtype))
     click.echo(f"wrote {out_dir} ({model.info.name}, {model.info.kind} model)")
 
 
@@ -617,7 +533,8 @@ def convert(checkpoint: Path, out_dir: Path, config: str | None, dtype: str) -> 
                    "recipe there is resumed from its newest checkpoint.")  # fmt: skip
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe value, e.g. --set train.steps=100 --set data.count=64 (repeatable).")  # fmt: skip
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under accelerate: its own).")
+@click.option("--device", default=defaults.DEVICE, show_default=True,
+              help="auto, cpu or cuda (under accelerate: its own).")  # fmt: skip
 @click.option(
     "--stop-after",
     type=int,
@@ -629,16 +546,10 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
     """Train a RECIPE (recipes/*.toml). One process here; N GPUs or nodes with
     `accelerate launch [--multi_gpu --num_processes N] -m svd3d train RECIPE -o RUN`."""
 
-    def work():
-        from svd3d.train.loop import train as train_recipe
-        from svd3d.train.recipe import parse_override
-
-        if stop_after is not None and stop_after < 0:
-            raise SVD3DError(f"--stop-after must be >= 0, got {stop_after} (0: only the phases not yet done)")
-        values = dict(parse_override(text) for text in overrides)
-        return train_recipe(recipe, output, overrides=values, device=device, stop_after=stop_after)
-
-    result = _run(work, left="the run keeps its last checkpoint; run the same command to resume")
+    result = _run(
+        lambda: svd3d.train(recipe, output, overrides=overrides, device=device, stop_after=stop_after),
+        left="the run keeps its last checkpoint; run the same command to resume",
+    )
     last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
     click.echo(f"trained to step {result.step} ({result.steps_per_second:.2f} steps/s{last}); "
                f"model: {result.model_dir}")  # fmt: skip
@@ -649,35 +560,17 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
 @click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Dataset folder to write.")
 @click.option("--count", type=int, default=None, help="procedural / clips: how many objects / clips.")
-@click.option("--size", type=int, default=64, show_default=True, help="Square frame size in pixels.")
+@click.option("--size", type=int, default=defaults.DATA_SIZE, show_default=True, help="Square frame size in pixels.")
 @click.option("--frames", type=int, default=None, help="Frames per orbit [21] or clip [14].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=defaults.DATA_SEED, show_default=True)
 def data(kind: str, source: Path | None, output: Path, count: int | None, size: int, frames: int | None,
          seed: int) -> None:  # fmt: skip
     """Build a training dataset: `procedural` objects or `meshes` from a SOURCE folder (GLB/OBJ/PLY/STL) rendered
     along SV3D orbits; synthetic `clips`; or `videos` cut from a SOURCE folder of clips."""
 
-    def work():
-        from svd3d.train.data import build_dataset, load_dataset
-
-        options: dict = {"size": size, "seed": seed}
-        if frames is not None:
-            options["frames"] = frames
-        if kind in ("procedural", "clips"):
-            if source is not None:
-                raise SVD3DError(f"{kind} datasets are generated; drop the SOURCE argument ({source})")
-            if count is not None:
-                options["count"] = count
-        else:
-            if source is None:
-                raise SVD3DError(f"`svd3d data {kind}` needs a SOURCE folder")
-            if count is not None:
-                raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
-            options["source"] = source
-        folder = build_dataset(kind, output, **options)
-        return folder, load_dataset(folder)
-
-    folder, dataset = _run(work)
+    result = _run(lambda: svd3d.build_dataset(kind, output, source=source, count=count, size=size, frames=frames,
+                                              seed=seed))  # fmt: skip
+    folder, dataset = result.output, result.data
     n, t, h, w = dataset.frames.shape[:4]
     what = f"{len(dataset.objects())} objects, {n} orbits" if kind in ("procedural", "meshes") else f"{n} clips"
     click.echo(f"wrote {folder} ({what} x {t} frames at {w}x{h})")
@@ -686,9 +579,7 @@ def data(kind: str, source: Path | None, output: Path, count: int | None, size: 
 @main.command("models")
 def list_models() -> None:
     """List the model names --model accepts besides paths and hub ids."""
-    from svd3d.models.registry import entries
-
-    for entry in entries().values():
+    for entry in _run(svd3d.model_entries).values():
         click.echo(f"{entry.name:20s} {entry.kind:6s} {entry.description}")
     click.echo("also: a diffusers folder, an sgm .safetensors (svd, svd_xt, sv3d_u, sv3d_p) or a hub id")
 

@@ -35,6 +35,11 @@ def output_format(out: Path) -> str:
     )
 
 
+def run_json_path(out: Path) -> Path:
+    """run.json beside a clip: inside a frames folder, or `<name>.run.json` next to a video file."""
+    return out / "run.json" if output_format(out) == "frames" else out.with_name(out.stem + ".run.json")
+
+
 def write_json(path: Path, data: dict) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -224,18 +224,13 @@ def generate_video(
     return VideoResult(frames_np, settings, dict(timer.seconds), out_path, run)
 
 
-def run_json_path(out: Path) -> Path:
-    """run.json beside the output: inside a frames folder, or `<name>.run.json` next to a video file."""
-    return out / "run.json" if media.output_format(out) == "frames" else out.with_name(out.stem + ".run.json")
-
-
 def check_video_output(out: Path) -> None:
     """The clip's output may be written: a free or svd3d-owned frames folder, or a clip file that is absent or
     svd3d's own (its run.json records its hash). Checked before any work."""
     if media.output_format(out) == "frames":
         outputs.check_replaceable(out)
     else:
-        outputs.check_file_replaceable(out, run_json_path(out))
+        outputs.check_file_replaceable(out, media.run_json_path(out))
 
 
 def write_video_output(frames: np.ndarray, fps: int, out: Path, run: dict, timer: Timer) -> None:
@@ -248,7 +243,7 @@ def write_video_output(frames: np.ndarray, fps: int, out: Path, run: dict, timer
                 media.write_frames_png(frames, tmp)
             media.write_json(tmp / "run.json", {**run, "timings_s": dict(timer.seconds)})
         return
-    with outputs.replacing_files([out, run_json_path(out)]) as (clip, record):
+    with outputs.replacing_files([out, media.run_json_path(out)]) as (clip, record):
         with timer("write"):
             media.write_video(frames, clip, fps=fps)
         run["output_sha256"] = outputs.fingerprint(clip)["sha256"]
