@@ -84,7 +84,7 @@ def test_tiny_orbit_clearly_beats_the_baselines_on_64_unseen_samples():
 def test_tiny_video_starts_at_its_input_and_follows_the_motion_bucket():
     from PIL import Image
 
-    from svd3d.eval.metrics import psnr
+    from svd3d.image_metrics import psnr
     from svd3d.pipelines.video import generate_video
     from svd3d.train.clips import motion_bucket
 
