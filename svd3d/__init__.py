@@ -5,7 +5,7 @@ The heavy modules (torch, diffusers) load on first use, so ``import svd3d`` and 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from svd3d.version import __version__
 
 __all__ = ["generate_video", "load_model", "SVD3DError", "__version__"]
 
