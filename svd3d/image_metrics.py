@@ -1,4 +1,4 @@
-"""Image and mask metrics, small and pure, that reconstruction, the pipelines and evaluation all score with.
+"""Image and mask metrics, small and pure, that reconstruction and evaluation both score views with.
 
 Protocol: images in [0, 1] (composited on white by the caller), PSNR over the whole image, SSIM with skimage's
 defaults on RGB, mask IoU of two boolean masks (1 when both are empty).
