@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from svd3d.cameras import DynamicOrbit, StaticOrbit
-from svd3d.eval.metrics import compare_meshes, psnr
+from svd3d.eval.metrics import compare_meshes
+from svd3d.image_metrics import psnr
 from svd3d.recon.extract import extract_mesh
 from svd3d.recon.field import FieldSettings, fit_field
 from svd3d.recon.hull import carve_visual_hull

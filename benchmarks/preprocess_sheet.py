@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from svd3d.errors import SVD3DError
-from svd3d.image import load_image, prepare_object
+from svd3d.image import load_image
+from svd3d.segment import prepare_object
 
 DEFAULT_IMAGES = Path("/work/shared/bench/images")
 SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from svd3d.cameras import CameraFrame, DynamicOrbit, StaticOrbit, read_transforms, write_transforms
-from svd3d.eval.metrics import compare_meshes, psnr
+from svd3d.eval.metrics import compare_meshes
+from svd3d.image_metrics import psnr
 from svd3d.recon.pipeline import reconstruct
 from svd3d.recon.views import load_views
 from svd3d.render import load_mesh, render_cameras, render_to_folder

@@ -10,16 +10,16 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from svd3d.version import __version__
+
 
 def versions() -> dict[str, str]:
     import diffusers
     import torch
     import transformers
 
-    import svd3d
-
     return {
-        "svd3d": svd3d.__version__,
+        "svd3d": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,

@@ -1,4 +1,4 @@
-"""svd3d's version, at the bottom of the package so that anything may record it without importing the package
-root (run.json, dataset manifests). pyproject.toml states the same number for packaging."""
+"""svd3d's version, written once: pyproject.toml reads it from here (`[tool.setuptools.dynamic]`), run.json records
+it (svd3d.runinfo), and the package exports it as `svd3d.__version__`."""
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ moves as much as it is told to."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -21,6 +22,21 @@ def test_bundled_models_are_the_defaults():
     found = entries()
     for name, kind in NAMES.items():
         assert found[name].kind == kind and default_model(kind) == name
+
+
+def test_a_bundled_models_kind_is_the_one_its_svd3d_json_records(tmp_path, monkeypatch):
+    """The folder name is only the fallback for a folder without svd3d.json: an "orbit-..." folder that records a
+    video model lists as video, and one without svd3d.json is guessed from its name."""
+    for name, info in (("orbit-named-video", {"kind": "video"}), ("my-orbit", None), ("plain", None)):
+        folder = tmp_path / name
+        shutil.copytree(ASSETS / "tiny-video", folder, ignore=shutil.ignore_patterns("*.safetensors"))
+        (folder / "svd3d.json").unlink()
+        if info is not None:
+            recorded = json.loads((ASSETS / "tiny-video" / "svd3d.json").read_text()) | info
+            (folder / "svd3d.json").write_text(json.dumps(recorded))
+    monkeypatch.setattr("svd3d.models.registry.ASSETS", tmp_path)
+    found = entries()
+    assert (found["orbit-named-video"].kind, found["my-orbit"].kind, found["plain"].kind) == ("video", "orbit", "video")
 
 
 def test_bundled_models_are_small_float16_and_carry_a_model_card():
@@ -84,7 +100,7 @@ def test_tiny_orbit_clearly_beats_the_baselines_on_64_unseen_samples():
 def test_tiny_video_starts_at_its_input_and_follows_the_motion_bucket():
     from PIL import Image
 
-    from svd3d.eval.metrics import psnr
+    from svd3d.image_metrics import psnr
     from svd3d.pipelines.video import generate_video
     from svd3d.train.clips import motion_bucket
 

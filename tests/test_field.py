@@ -12,7 +12,8 @@ import trimesh
 
 from svd3d.cameras import StaticOrbit, pixel_rays
 from svd3d.errors import SVD3DError
-from svd3d.eval.metrics import chamfer_distance, psnr
+from svd3d.eval.metrics import chamfer_distance
+from svd3d.image_metrics import psnr
 from svd3d.recon.extract import extract_mesh
 from svd3d.recon.field import FieldSettings, fit_field
 from svd3d.recon.hull import carve_visual_hull

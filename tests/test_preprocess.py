@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from svd3d.errors import SVD3DError
-from svd3d.image import load_image, object_mask, object_mask_and_method, prepare_object
+from svd3d.image import load_image
+from svd3d.segment import object_mask, object_mask_and_method, prepare_object
 
 SIZE = 576
 

@@ -1,17 +1,17 @@
-"""Reconstruction and view metrics with a stated protocol (REFERENCE §7, SyncDreamer-style).
+"""Reconstruction metrics with a stated protocol (REFERENCE §7, SyncDreamer-style), and the mean-image baseline.
 
 Meshes: each is centred on its bounding-box centre and scaled so the box's largest side is 1 (``normalise``)
 unless they already share a frame (``normalise=False``); surface points are sampled uniformly by area;
 Chamfer = mean of the two directional mean L2 distances; F-score at a distance tau; volume IoU of the two solids
 on a regular grid over their joint bounds (inside/outside by ray-parity votes); normal consistency = mean |cos|
 between each sample's face normal and its nearest sample's face normal on the other mesh, both directions
-averaged (1 is perfect; bumps a point metric barely sees lower it). Views: composited on white,
-PSNR over the whole image in [0, 1], SSIM with skimage's defaults on RGB.
+averaged (1 is perfect; bumps a point metric barely sees lower it). View metrics (PSNR, SSIM, mask IoU) are
+svd3d.image_metrics.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -135,25 +135,6 @@ def compare_meshes(
         protocol,
         normal_consistency(pred, gt, n),
     )
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two images in [0, 1] (any shape)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two (H, W, 3) images in [0, 1] (skimage, Gaussian-free 7x7 windows, per channel)."""
-    from skimage.metrics import structural_similarity
-
-    return float(
-        structural_similarity(np.asarray(a, np.float64), np.asarray(b, np.float64), channel_axis=-1, data_range=1.0)
-    )
-
-
-def scores_dict(scores: MeshScores) -> dict:
-    return asdict(scores)
 
 
 def mean_scored_frame(frames: np.ndarray, count: int) -> np.ndarray:

@@ -7,7 +7,7 @@ Protocol, stated once:
   views keep the dataset's framing); the model generates the dataset's T views at the dataset's elevations and
   azimuths (SV3D_p style; an SV3D_u model only on static orbits) at the dataset's size. Object i uses seed + i.
 - Scored views: 1..T-1. View 0 is excluded: the pipeline copies the input into it, so it would score perfectly.
-- PSNR (dB, whole image in [0, 1]) and SSIM (skimage, RGB) from `svd3d.eval.metrics`; LPIPS (AlexNet, inputs in
+- PSNR (dB, whole image in [0, 1]) and SSIM (skimage, RGB) from `svd3d.image_metrics`; LPIPS (AlexNet, inputs in
   [-1, 1]) only where the `lpips` package is installed and its backbone weights are already in torch's cache
   (never downloaded). Every number is a mean over views: first per object, then over objects (equal weights, as
   every object has T - 1 views). A perfect view has PSNR inf, so a mean with one is inf.
@@ -34,10 +34,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
+from svd3d import media, outputs
+from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
-from svd3d.eval.metrics import mean_scored_frame, psnr, ssim
+from svd3d.eval.metrics import mean_scored_frame
+from svd3d.image import mask_from_white
+from svd3d.image_metrics import mask_iou, psnr, ssim
+from svd3d.models import SVDModel, load_model
+from svd3d.models.registry import default_model
+from svd3d.pipelines.common import check_positive
+from svd3d.pipelines.orbit import generate_orbit
 from svd3d.train.data import OrbitData
 
 log = logging.getLogger(__name__)
@@ -90,15 +99,7 @@ def check_orbit_data(data: OrbitData, where: str) -> None:
 
 def foreground(views: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) float in [0, 1] on white -> (..., H, W) bool: the pixels that are not background."""
-    from svd3d.recon.views import mask_from_white
-
     return mask_from_white(np.asarray(views)) >= FOREGROUND  # works on any leading shape
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks; 1.0 when both are empty."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def lpips_scorer(device) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray] | None, str]:
@@ -231,8 +232,6 @@ class OrbitEval:
 
     def write_json(self, path: str | Path) -> None:
         """Write to_dict() to path, atomically; an existing file there must be svd3d's own (svd3d.outputs)."""
-        from svd3d import media, outputs
-
         outputs.check_file_replaceable(Path(path))
         media.write_json(Path(path), {"written_by": "svd3d eval orbit", **self.to_dict()})
 
@@ -242,10 +241,6 @@ class OrbitEval:
 
 def model_generator(model, *, steps: int | None, dtype: str, device: str) -> Generate:
     """A Generate that runs `generate_orbit` with a loaded orbit model on the input view as it is."""
-    from PIL import Image
-
-    from svd3d.pipelines.orbit import generate_orbit
-
     has_camera = "azimuths_rad" in model.unet.vector_names
 
     def generate(view: np.ndarray, elevations: np.ndarray, azimuths: np.ndarray, seed: int) -> np.ndarray:
@@ -297,9 +292,6 @@ def evaluate_orbit(
     `model`: a name / path / hub id / SVDModel of an orbit model (the bundled default when None). `generate`
     replaces the model with a function of the `Generate` signature (then `model` must be None).
     """
-    from svd3d.devices import resolve_device, resolve_dtype
-    from svd3d.pipelines.common import check_positive
-
     # 1. check inputs; read the dataset
     check_positive("objects", objects, "--objects")
     check_positive("steps", steps, "--steps")
@@ -367,10 +359,6 @@ def evaluate_orbit(
 
 def load_orbit_model(model, dtype: str, device: str, command: str = "svd3d eval orbit"):
     """An orbit model given by name (the bundled default for None) or loaded, checked to be an orbit model."""
-    from svd3d.devices import resolve_device, resolve_dtype
-    from svd3d.models import SVDModel, load_model
-    from svd3d.models.registry import default_model
-
     if not isinstance(model, SVDModel):
         torch_dtype = resolve_dtype(dtype, resolve_device(device))
         model = load_model(model or default_model("orbit"), dtype=torch_dtype)

@@ -24,10 +24,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
+from svd3d import media, outputs
+from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
-from svd3d.eval.metrics import mean_scored_frame, psnr, ssim
+from svd3d.eval.metrics import mean_scored_frame
+from svd3d.image_metrics import psnr, ssim
+from svd3d.models import SVDModel, load_model
+from svd3d.models.registry import default_model
+from svd3d.pipelines.common import check_positive
+from svd3d.pipelines.video import generate_video
+from svd3d.train.clips import motion_bucket
 from svd3d.train.data import ClipData
 
 log = logging.getLogger(__name__)
@@ -105,8 +114,6 @@ class VideoEval:
 
     def write_json(self, path: str | Path) -> None:
         """Write to_dict() to path, atomically; an existing file there must be svd3d's own (svd3d.outputs)."""
-        from svd3d import media, outputs
-
         outputs.check_file_replaceable(Path(path))
         media.write_json(Path(path), {"written_by": "svd3d eval video", **self.to_dict()})
 
@@ -124,15 +131,6 @@ def evaluate_video(
 ) -> VideoEval:
     """Score a video model (name / path / hub id / SVDModel; the bundled default when None) on the first `clips`
     clips (all by default) of a clip dataset (folder or ClipData), beside two baselines (module docstring)."""
-    from PIL import Image
-
-    from svd3d.devices import resolve_device, resolve_dtype
-    from svd3d.models import SVDModel, load_model
-    from svd3d.models.registry import default_model
-    from svd3d.pipelines.common import check_positive
-    from svd3d.pipelines.video import generate_video
-    from svd3d.train.clips import motion_bucket
-
     # 1. check inputs; read the dataset
     check_positive("clips", clips, "--clips")
     check_positive("steps", steps, "--steps")

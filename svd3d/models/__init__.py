@@ -11,10 +11,14 @@ from pathlib import Path
 import torch
 
 from svd3d.errors import SVD3DError
+from svd3d.models import registry
 from svd3d.models.bundle import SVDModel
+from svd3d.models.diffusers_io import load_diffusers
+from svd3d.models.hub import download
 from svd3d.models.info import ModelInfo
+from svd3d.models.sgm_load import load_sgm
 
-__all__ = ["RELEASED_WIDTHS", "SVDModel", "ModelInfo", "Widths", "load_model", "model_widths", "resolve_kind"]
+__all__ = ["RELEASED_WIDTHS", "SVDModel", "ModelInfo", "Widths", "load_model", "model_widths", "check_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,6 @@ def load_model(
     """Load a model on the CPU, weights cast to dtype, from any of:
     a bundled / registry name; a diffusers-format folder; an sgm single-file .safetensors (svd, svd_xt, sv3d_u,
     sv3d_p, or any other described by `config` or the `<name>.yaml` beside it); a Hugging Face hub id."""
-    from svd3d.models import registry
-
     text = str(spec)
     names = registry.entries()
     if text in names:
@@ -39,8 +41,6 @@ def load_model(
         return names[text].load(dtype)
     path = Path(text).expanduser()
     if path.is_dir():
-        from svd3d.models.diffusers_io import load_diffusers
-
         return load_diffusers(path, dtype)
     if path.is_file():
         if path.suffix != ".safetensors":
@@ -48,21 +48,16 @@ def load_model(
                 f"{path}: only .safetensors checkpoints are loaded (pickle files like .ckpt can run code); "
                 "convert it to safetensors first"
             )
-        from svd3d.models.sgm_load import load_sgm
-
         return load_sgm(path, dtype, Path(config) if config else None)
     if path.suffix in (".safetensors", ".ckpt", ".pt", ".bin") or text.startswith((".", "/", "~")):
         raise SVD3DError(f"model file {text} does not exist; check the path")
     if _HUB_ID.match(text):
-        from svd3d.models.diffusers_io import load_diffusers
-        from svd3d.models.hub import download
-
         return load_diffusers(download(text, dtype), dtype, source=text)
     known = ", ".join(names)
     raise SVD3DError(f"unknown model {text!r}: not a file, a folder, a known name ({known}) or a hub id (owner/name)")
 
 
-def resolve_kind(model: SVDModel, kind: str) -> None:
+def check_kind(model: SVDModel, kind: str) -> None:
     """Check that a model can run a job: 'video' needs fps / motion conditioning, 'orbit' camera conditioning."""
     if model.info.kind != kind:
         other = "svd3d orbit" if model.info.kind == "orbit" else "svd3d video"
@@ -86,8 +81,6 @@ def model_widths(model) -> Widths:
     loading any weights; for anything else (sgm files, hub ids, random test models) the released models' widths."""
     if isinstance(model, SVDModel):
         return _widths(dict(model.unet.config), dict(model.vae.config)) or RELEASED_WIDTHS
-    from svd3d.models import registry
-
     text = str(model or "")
     folder = registry.ASSETS / text if text in registry.entries() else Path(text).expanduser()
     try:

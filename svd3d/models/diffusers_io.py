@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 from svd3d import outputs
+from svd3d.core.clip import CLIP_MEAN, CLIP_STD
 from svd3d.errors import SVD3DError
 from svd3d.models.bundle import SVDModel
 from svd3d.models.files import fingerprint
-from svd3d.models.info import INFO_FILE, RELEASED, ModelInfo
-from svd3d.models.unet import SVD_VECTOR_FIELDS
+from svd3d.models.info import INFO_FILE, RELEASED, SVD_VECTOR_FIELDS, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def load_diffusers(folder: Path, dtype: torch.dtype = torch.float32, source: str
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
     from transformers import CLIPVisionModelWithProjection
 
-    from svd3d.models.unet import PerFrameUNet
+    from svd3d.models.unet import PerFrameUNet  # subclasses diffusers' UNet: lazy, with diffusers
 
     folder = Path(folder)
     index = read_model_index(folder)
@@ -158,8 +158,6 @@ def save_diffusers(model: SVDModel, out_dir: Path) -> Path:
     """Write a diffusers-format folder (staged, swapped into place when complete). `out_dir` may be new, empty or
     an earlier svd3d output, which is replaced; anything else is refused (svd3d.outputs)."""
     from transformers import CLIPImageProcessor
-
-    from svd3d.core.clip import CLIP_MEAN, CLIP_STD
 
     out_dir = Path(out_dir)
     outputs.check_replaceable(out_dir)

@@ -41,6 +41,7 @@ def read_header(path: Path) -> dict:
 
 
 def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape in a safetensors file, from its checked header (nothing else is read)."""
     return {k: tuple(v["shape"]) for k, v in read_header(path).items() if k != "__metadata__"}
 
 

@@ -62,27 +62,20 @@ class ModelInfo:
         return ModelInfo.from_dict(json.loads(path.read_text()))
 
 
-_SVD_FIELDS = (("fps_id", 256), ("motion_bucket_id", 256), ("cond_aug", 256))
+# The per-frame vector layouts of the released models: (input key, sinusoid width) per field.
+# SVD / SVD-XT: fps_id (fps - 1), motion bucket, noise augmentation; 256-wide sinusoids each.
+SVD_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("fps_id", 256), ("motion_bucket_id", 256), ("cond_aug", 256))
+SV3D_U_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("cond_aug", 256),)
+SV3D_P_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("cond_aug", 256), ("polars_rad", 512), ("azimuths_rad", 512))
 
 # REFERENCE §1: the four released models.
 RELEASED: dict[str, ModelInfo] = {
-    "svd": ModelInfo("svd", "video", _SVD_FIELDS, 14, 25, "linear", 1.0, 2.5, 0.02, 1024, 576),
-    "svd_xt": ModelInfo("svd_xt", "video", _SVD_FIELDS, 25, 30, "linear", 1.5, 3.0, 0.02, 1024, 576),
+    "svd": ModelInfo("svd", "video", SVD_VECTOR_FIELDS, 14, 25, "linear", 1.0, 2.5, 0.02, 1024, 576),
+    "svd_xt": ModelInfo("svd_xt", "video", SVD_VECTOR_FIELDS, 25, 30, "linear", 1.5, 3.0, 0.02, 1024, 576),
     "sv3d_u": ModelInfo(
-        "sv3d_u", "orbit", (("cond_aug", 256),), 21, 50, "triangle", 1.0, 2.5, 1e-5, 576, 576, decoder="image"
+        "sv3d_u", "orbit", SV3D_U_VECTOR_FIELDS, 21, 50, "triangle", 1.0, 2.5, 1e-5, 576, 576, decoder="image"
     ),
     "sv3d_p": ModelInfo(
-        "sv3d_p",
-        "orbit",
-        (("cond_aug", 256), ("polars_rad", 512), ("azimuths_rad", 512)),
-        21,
-        50,
-        "triangle",
-        1.0,
-        2.5,
-        1e-5,
-        576,
-        576,
-        decoder="image",
+        "sv3d_p", "orbit", SV3D_P_VECTOR_FIELDS, 21, 50, "triangle", 1.0, 2.5, 1e-5, 576, 576, decoder="image"
     ),
 }

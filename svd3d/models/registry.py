@@ -8,21 +8,24 @@ from pathlib import Path
 
 import torch
 
+from svd3d.errors import SVD3DError
+from svd3d.models.diffusers_io import load_diffusers, read_info
+from svd3d.models.info import ModelKind
+from svd3d.models.tiny import tiny_random_model
+
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
 
 
 @dataclass(frozen=True)
 class RegistryEntry:
     name: str
-    kind: str  # "video" or "orbit"
+    kind: ModelKind  # "video" or "orbit"
     description: str
     load: Callable[[torch.dtype], object]  # dtype -> SVDModel
 
 
 def _bundled(name: str) -> Callable[[torch.dtype], object]:
     def load(dtype: torch.dtype):
-        from svd3d.models.diffusers_io import load_diffusers
-
         return load_diffusers(ASSETS / name, dtype, source=name)
 
     return load
@@ -30,11 +33,21 @@ def _bundled(name: str) -> Callable[[torch.dtype], object]:
 
 def _random(kind: str) -> Callable[[torch.dtype], object]:
     def load(dtype: torch.dtype):
-        from svd3d.models.tiny import tiny_random_model
-
         return tiny_random_model(kind, seed=0, dtype=dtype)
 
     return load
+
+
+def bundled_kind(folder: Path) -> ModelKind:
+    """The kind a bundled model folder's svd3d.json records; only for a folder without a readable one, a guess from
+    its name ("orbit" in it: orbit, else video). A broken svd3d.json is reported when the model is loaded."""
+    try:
+        info = read_info(folder)
+    except SVD3DError:
+        info = None
+    if info is not None:
+        return info.kind
+    return "orbit" if "orbit" in folder.name else "video"
 
 
 def entries() -> dict[str, RegistryEntry]:
@@ -42,8 +55,7 @@ def entries() -> dict[str, RegistryEntry]:
     found: dict[str, RegistryEntry] = {}
     for folder in sorted(ASSETS.glob("*/model_index.json")):
         name = folder.parent.name
-        kind = "orbit" if "orbit" in name else "video"
-        found[name] = RegistryEntry(name, kind, f"bundled, {folder.parent}", _bundled(name))
+        found[name] = RegistryEntry(name, bundled_kind(folder.parent), f"bundled, {folder.parent}", _bundled(name))
     found["random-tiny-video"] = RegistryEntry(
         "random-tiny-video",
         "video",
@@ -64,8 +76,6 @@ DEFAULT_MODELS = {"video": "tiny-video", "orbit": "tiny-orbit"}  # bundled defau
 
 def default_model(kind: str) -> str:
     """The bundled model a job uses when no --model is named; a clear error while none is installed."""
-    from svd3d.errors import SVD3DError
-
     name = DEFAULT_MODELS[kind]
     if name not in entries():
         raise SVD3DError(

@@ -11,7 +11,7 @@ import torch
 from svd3d.errors import SVD3DError
 from svd3d.models import sgm_convert as conv
 from svd3d.models.bundle import SVDModel
-from svd3d.models.files import fingerprint, read_header
+from svd3d.models.files import fingerprint, tensor_shapes
 from svd3d.models.sgm_config import SgmArch, read_sgm_yaml, released_arch
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def empty_modules(arch: SgmArch) -> tuple[torch.nn.Module, torch.nn.Module, torc
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from svd3d.models.unet import PerFrameUNet
+    from svd3d.models.unet import PerFrameUNet  # subclasses diffusers' UNet: lazy, with diffusers
 
     info = arch.info
     with torch.device("meta"):
@@ -109,7 +109,7 @@ def load_sgm(path: Path, dtype: torch.dtype = torch.float32, config: Path | None
     from safetensors import safe_open
 
     path = Path(path)
-    shapes = {k: tuple(v["shape"]) for k, v in read_header(path).items() if k != "__metadata__"}
+    shapes = tensor_shapes(path)
     arch = detect_arch(path, shapes, config)
     info = arch.info
     unet, vae, clip = empty_modules(arch)

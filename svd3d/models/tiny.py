@@ -66,7 +66,7 @@ def build_model(
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from svd3d.models.unet import PerFrameUNet
+    from svd3d.models.unet import PerFrameUNet  # subclasses diffusers' UNet: lazy, with diffusers
 
     adm = sum(w for _, w in info.vector_fields)
     torch.manual_seed(seed)

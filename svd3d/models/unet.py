@@ -18,11 +18,7 @@ from diffusers.models.resnet import SpatioTemporalResBlock
 from diffusers.models.unets.unet_spatio_temporal_condition import UNetSpatioTemporalConditionOutput
 
 from svd3d.core.embeddings import embed_vector
-
-# The vector of SVD / SVD-XT: fps_id (fps - 1), motion bucket, noise augmentation; 256-wide sinusoids each.
-SVD_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("fps_id", 256), ("motion_bucket_id", 256), ("cond_aug", 256))
-SV3D_U_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("cond_aug", 256),)
-SV3D_P_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("cond_aug", 256), ("polars_rad", 512), ("azimuths_rad", 512))
+from svd3d.models.info import SVD_VECTOR_FIELDS
 
 
 def stock_vector_fields(addition_time_embed_dim: int, projection_dim: int) -> tuple[tuple[str, int], ...]:

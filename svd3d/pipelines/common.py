@@ -77,13 +77,13 @@ def unet_network(unet: torch.nn.Module):
 def ready_model(model, kind: str, dtype: torch.dtype, device: torch.device, offload: bool, config=None):
     """Load `model` (a name / path / hub id, the bundled default when None, or an SVDModel as is), check it can run
     `kind` ('video' or 'orbit'), and place it: on `device`, or left on the CPU when offloading."""
-    from svd3d.models import SVDModel, load_model, resolve_kind
+    from svd3d.models import SVDModel, check_kind, load_model
     from svd3d.models.attention import use_single_key_cross_attention
     from svd3d.models.registry import default_model
 
     if not isinstance(model, SVDModel):
         model = load_model(model or default_model(kind), dtype=dtype, config=config)
-    resolve_kind(model, kind)
+    check_kind(model, kind)
     use_single_key_cross_attention(model.unet)  # the same outputs, less work (svd3d.models.attention)
     if dtype == torch.float16:
         model.vae.to(torch.float32)  # fp16 VAEs overflow into black frames; the VAE is small

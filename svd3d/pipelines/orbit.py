@@ -22,15 +22,7 @@ from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
 from svd3d.core.vae import decode_latents, encode_condition, latent_factor
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
-from svd3d.image import (
-    PreparedObject,
-    check_size,
-    composite_on_white,
-    load_image,
-    mask_bbox,
-    prepare_object,
-    to_tensor,
-)
+from svd3d.image import check_size, composite_on_white, load_image, mask_bbox, mask_from_white, to_tensor
 from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
     check_finite,
@@ -46,6 +38,7 @@ from svd3d.pipelines.common import (
     warn_far_from_training,
 )
 from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
+from svd3d.segment import PreparedObject, prepare_object
 
 log = logging.getLogger(__name__)
 
@@ -279,8 +272,6 @@ def as_conditioning(img: Image.Image, side: int) -> PreparedObject:
     """An image that already is an orbit model's conditioning image, used as it is (no crop, no resize):
     side x side, the object on white (RGBA is composited on white). Its mask is the alpha channel, or else the
     pixels away from white (as reconstruction finds them); bbox and object_fraction are measured on that mask."""
-    from svd3d.recon.views import mask_from_white
-
     if img.size != (side, side):
         raise SVD3DError(
             f"an image used as it is (preprocess=False) must be {side}x{side}, the generation size, got "

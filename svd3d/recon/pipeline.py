@@ -193,7 +193,7 @@ def reconstruct(
             mesh = bake_vertex_colors(mesh, bake_views)
 
     # 6. quality numbers: the mesh's silhouettes against the masks, its renders against the views
-    from svd3d.eval.metrics import psnr
+    from svd3d.image_metrics import psnr
     from svd3d.render import render_cameras
 
     with timer("quality"):

@@ -14,8 +14,8 @@ from PIL import Image
 
 from svd3d.cameras import CameraFrame, Intrinsics, angles_from_c2w, read_transforms
 from svd3d.errors import SVD3DError
+from svd3d.image import mask_from_white
 
-WHITE_THRESHOLD = 0.04  # a pixel is background when every channel is within this of white (in [0, 1])
 INPUT_VIEW_WEIGHT = 4.0  # how much more the input view (frame 0 of an orbit) is trusted than a generated one
 OBJECT_HALF_SIZE = 0.5  # svd3d's world: the object inside [-0.5, 0.5]^3; a camera centre in there cannot see it
 
@@ -59,12 +59,6 @@ class ViewSet:
         """(elevations, azimuths) in degrees of cameras that look at the origin."""
         elev, azim, _ = angles_from_c2w(self.c2w)
         return elev, azim
-
-
-def mask_from_white(rgb: np.ndarray, threshold: float = WHITE_THRESHOLD) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] on white -> (H, W) float32 coverage: 0 on white, ramping to 1 within 2 thresholds."""
-    distance = (1.0 - rgb).max(axis=-1)
-    return np.clip((distance - threshold) / threshold, 0.0, 1.0).astype(np.float32)
 
 
 def check_folder(folder: str | Path) -> Path:
