@@ -20,6 +20,7 @@ from svd3d.core.conditioning import Conditioning
 from svd3d.core.guidance import guidance_scales, guided_denoiser
 from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
 from svd3d.core.vae import decode_latents, encode_condition, latent_factor
+from svd3d.core.vectors import orbit_vector
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import (
@@ -80,23 +81,6 @@ class OrbitResult:
     timings: dict[str, float]
     output: Path | None
     run: dict
-
-
-def orbit_vector(names, elevations, azimuths, model_perm, cond_aug: float, azimuth_sign: int) -> torch.Tensor:
-    """Per-frame raw vector values in the model's frame order: (T, F) float32.
-
-    cond_aug for every frame; SV3D_p adds polar = 90 - elevation and the azimuth relative to the input view, both
-    in radians (the sinusoid is applied to the raw radians)."""
-    elev, az = np.asarray(elevations)[model_perm], np.asarray(azimuths)[model_perm]
-    columns = {
-        "cond_aug": np.full(len(elev), cond_aug),
-        "polars_rad": np.radians(90.0 - elev),
-        "azimuths_rad": np.radians((azimuth_sign * az) % 360.0),
-    }
-    unknown = [n for n in names if n not in columns]
-    if unknown:
-        raise SVD3DError(f"this orbit model's vector field(s) {unknown} are not known to svd3d")
-    return torch.tensor(np.stack([columns[n] for n in names], -1), dtype=torch.float32)
 
 
 @outputs.holds_output(lambda args: args["output"])

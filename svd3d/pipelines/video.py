@@ -18,6 +18,7 @@ from svd3d.core.conditioning import Conditioning
 from svd3d.core.guidance import guidance_scales, guided_denoiser
 from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
 from svd3d.core.vae import decode_latents, encode_condition, latent_factor
+from svd3d.core.vectors import video_vector
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
@@ -180,9 +181,8 @@ def generate_video(
     check_finite(concat, "encoding the image with the VAE produced a non-finite latent", model.vae)
 
     # 5. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
-    values = {"fps_id": settings.fps - 1, "motion_bucket_id": settings.motion_bucket_id, "cond_aug": settings.noise_aug}
-    vector = torch.tensor([[values[name] for name in model.unet.vector_names]], dtype=torch.float32)
-    cond = Conditioning(clip_embeds, concat, vector[:, None].expand(1, T, -1).to(dev))  # vector (1, T, 3)
+    vector = video_vector(model.unet.vector_names, settings.fps, settings.motion_bucket_id, settings.noise_aug, T)
+    cond = Conditioning(clip_embeds, concat, vector.to(dev))  # vector (1, T, 3)
 
     # 6. noise levels, initial latents, per-frame guidance
     sigmas = karras_sigmas(steps_n, info.sigma_min, info.sigma_max).to(dev)

@@ -41,6 +41,7 @@ from svd3d import outputs
 from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.vae import encode_condition
+from svd3d.core.vectors import orbit_vector, video_vector
 from svd3d.errors import SVD3DError
 from svd3d.models.attention import dead_cross_attention_parameters, use_single_key_cross_attention
 from svd3d.models.bundle import SVDModel
@@ -131,8 +132,6 @@ def frames_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
 
 def _vectors(model: SVDModel, data, perm: np.ndarray) -> tuple[torch.Tensor, int]:
     """(N, T, F) raw vector values per sample and frame in model order (cond_aug 0), and the cond_aug column."""
-    from svd3d.pipelines.orbit import orbit_vector
-
     names = model.unet.vector_names
     if "cond_aug" not in names:
         raise SVD3DError(f"model vector fields {names} lack cond_aug; svd3d trains SVD / SV3D layouts only")
@@ -143,12 +142,7 @@ def _vectors(model: SVDModel, data, perm: np.ndarray) -> tuple[torch.Tensor, int
         ]
         vector = torch.stack(rows)
     else:
-        values = {"fps_id": np.asarray(data.fps) - 1.0, "motion_bucket_id": np.asarray(data.motion)}
-        unknown = [n for n in names if n not in values and n != "cond_aug"]
-        if unknown:
-            raise SVD3DError(f"this video model's vector field(s) {unknown} are not known to svd3d")
-        columns = [values[n] if n != "cond_aug" else np.zeros(len(data)) for n in names]
-        vector = torch.tensor(np.stack(columns, -1), dtype=torch.float32)[:, None].expand(-1, len(perm), -1)
+        vector = video_vector(names, data.fps, data.motion, 0.0, len(perm))
     return vector.contiguous().float(), names.index("cond_aug")
 
 
