@@ -8,7 +8,7 @@ Per step (global batch B = processes x grad_accum x micro-batch):
      trajectory, and a resumed run continues exactly;
   2. the clean latents come from a cache encoded once by the frozen VAE (scaled by its factor; kept in RUN/cache,
      keyed by the encoder weights and the data, so a resume skips the encoding); the conditioning
-     latent is encoded each step from the noise-augmented first frame (REFERENCE §3: unscaled VAE mode);
+     latent is encoded each step from the noise-augmented first frame (unscaled VAE mode: svd3d.core.vae.encode_condition);
      CLIP embeds the clean first frame (cached);
   3. the per-frame vector: cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit models), or
      fps - 1 ‖ motion bucket ‖ cond_aug (video models);
