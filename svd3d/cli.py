@@ -658,24 +658,36 @@ def data(kind: str, source: Path | None, output: Path, count: int | None, size: 
     along SV3D orbits; synthetic `clips`; or `videos` cut from a SOURCE folder of clips."""
 
     def work():
-        from svd3d.train.data import build_dataset, load_dataset
+        from svd3d.outputs import locked
+        from svd3d.train.clips import synthetic_clips
+        from svd3d.train.data import RenderOrbitSettings, check_dataset_output, load_dataset
+        from svd3d.train.meshes import render_orbit_dataset
+        from svd3d.train.procedural import procedural_orbit_dataset
+        from svd3d.train.videos import load_video_folder
 
-        options: dict = {"size": size, "seed": seed}
-        if frames is not None:
-            options["frames"] = frames
         if kind in ("procedural", "clips"):
             if source is not None:
                 raise SVD3DError(f"{kind} datasets are generated; drop the SOURCE argument ({source})")
-            if count is not None:
-                options["count"] = count
+            if count is None:
+                what = "objects" if kind == "procedural" else "clips"
+                raise SVD3DError(f"`svd3d data {kind}` needs --count (how many {what} to make)")
         else:
             if source is None:
                 raise SVD3DError(f"`svd3d data {kind}` needs a SOURCE folder")
             if count is not None:
                 raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
-            options["source"] = source
-        folder = build_dataset(kind, output, **options)
-        return folder, load_dataset(folder)
+        sized = {"size": size} | ({"frames": frames} if frames is not None else {})
+        check_dataset_output(output)  # before any work
+        with locked(output):
+            if kind == "procedural":
+                procedural_orbit_dataset(count, output, settings=RenderOrbitSettings(**sized), seed=seed)
+            elif kind == "meshes":
+                render_orbit_dataset(source, output, settings=RenderOrbitSettings(**sized), seed=seed)
+            elif kind == "clips":
+                synthetic_clips(count, **sized, seed=seed).save(output)
+            else:
+                load_video_folder(source, **sized).save(output)
+        return output, load_dataset(output)
 
     folder, dataset = _run(work)
     n, t, h, w = dataset.frames.shape[:4]

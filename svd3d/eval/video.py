@@ -12,7 +12,7 @@ Protocol, stated once:
 - Baselines: `repeat-input` (a still clip of frame 0: the hard floor for slow clips) and `mean-image` (the
   per-pixel mean of every scored real frame of every evaluated clip: it peeks at the test set).
 - Start: PSNR of generated frame 0 against the input (SVD generates frame 0 too; it should be the input).
-- Motion control: the motion bucket measured on the generated clip (`svd3d.train.clips.motion_bucket`, the measure
+- Motion control: the motion bucket measured on the generated clip (`svd3d.train.data.motion_bucket`, the measure
   the training clips were labelled with, at the dataset's resolution) against the bucket asked for: mean absolute
   error, and the Pearson correlation over clips (1: the model moves as much as it is told to).
 """
@@ -131,7 +131,7 @@ def evaluate_video(
     from svd3d.models.registry import default_model
     from svd3d.pipelines.common import check_positive
     from svd3d.pipelines.video import generate_video
-    from svd3d.train.clips import motion_bucket
+    from svd3d.train.data import motion_bucket
 
     # 1. check inputs; read the dataset
     check_positive("clips", clips, "--clips")

@@ -26,19 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
-from svd3d.train.data import (
-    DEFAULT_ELEVATION_RANGE,
-    DEFAULT_ORBITS,
-    OrbitData,
-    OrbitKind,
-    OrbitSettings,
-    _OrbitBuffer,
-    check_dataset_output,
-    object_rng,
-    render_object_orbits,
-    whole_number,
-)
+from svd3d.train.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
+from svd3d.train.meshes import object_rng, render_object_orbits
 
 if TYPE_CHECKING:
     import trimesh
@@ -234,26 +225,22 @@ def procedural_orbit_dataset(
     count: int,
     out: str | Path | None = None,
     *,
-    size: int = 64,
-    frames: int = 21,
-    orbits: tuple[OrbitKind, ...] = DEFAULT_ORBITS,
-    elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE,
+    settings: RenderOrbitSettings | None = None,
     seed: int = 0,
-    supersample: int = 3,
 ) -> OrbitData:
-    """`count` procedural objects rendered along seeded orbits (as `render_orbit_dataset` renders meshes: one
-    sample per orbit kind, named "proc-000042#static"), saved to `out` unless it is None. Object i is made and
-    rendered from a generator seeded by (seed, i), so any object can be remade alone."""
-    from tqdm import tqdm
-
+    """`count` procedural objects rendered along seeded orbits (`settings`, default RenderOrbitSettings(); as
+    `render_orbit_dataset` renders meshes: one sample per orbit kind, named "proc-000042#static"), saved to `out`
+    unless it is None. Object i is made and rendered from a generator seeded by (seed, i), so any object can be
+    remade alone."""
     # 1. check inputs
     count = whole_number("count", count, 1, unit="objects")
-    settings = OrbitSettings(size, frames, orbits, elevation_range, supersample).check()
+    settings = (settings or RenderOrbitSettings()).check()
     if out is not None:
         check_dataset_output(Path(out))
-    log.info("rendering %d procedural objects: %s orbits of %d views at %d px", count, "+".join(orbits), frames, size)
+    log.info("rendering %d procedural objects: %s orbits of %d views at %d px", count, "+".join(settings.orbits),
+             settings.frames, settings.size)  # fmt: skip
     # 2. make and render each object
-    buffer = _OrbitBuffer(count, settings)
+    buffer = OrbitBuffer(count, settings)
     for i in tqdm(range(count), desc="objects", disable=None):
         rng = object_rng(seed, i)
         buffer.add(f"proc-{i:06d}", render_object_orbits(random_object(rng), rng, settings))
