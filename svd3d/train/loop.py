@@ -7,11 +7,11 @@ Per step (global batch B = processes x grad_accum x micro-batch):
      draws the same numbers and takes its own slice, so 1 or N processes with the same global batch follow the same
      trajectory, and a resumed run continues exactly;
   2. the clean latents come from a cache encoded once by the frozen VAE (scaled by its factor; kept in RUN/cache,
-     keyed by the encoder weights and the data, so a resume skips the encoding); the conditioning
-     latent is encoded each step from the noise-augmented first frame (unscaled VAE mode: svd3d.core.vae.encode_condition);
+     keyed by the encoder weights and the data, so a resume skips the encoding); the conditioning latent is
+     encoded each step from the noise-augmented first frame (unscaled VAE mode: svd3d.core.vae.encode_condition);
      CLIP embeds the clean first frame (cached);
-  3. the per-frame vector: cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit models), or
-     fps - 1 ‖ motion bucket ‖ cond_aug (video models);
+  3. the per-frame vector (svd3d.core.vectors): cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit
+     models), or fps - 1 ‖ motion bucket ‖ cond_aug (video models);
   4. loss = EDM-weighted v-prediction MSE (svd3d.train.objective), averaged over the global batch; AdamW with
      linear warm-up (and optionally a linear decay to zero at the end), gradient clipping, an EMA of the weights;
   5. every save_every steps: a checkpoint (exact resume) and the EMA model exported as RUN/model.

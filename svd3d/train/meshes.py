@@ -110,8 +110,8 @@ def render_orbit_dataset(
     seed: int = 0,
 ) -> OrbitData:
     """Render every mesh (a folder, searched recursively, or a list of GLB / glTF / OBJ / PLY / STL / OFF files)
-    along seeded orbits (`settings`, default RenderOrbitSettings(): size, views, orbit kinds...) into an OrbitData, saved to `out` unless
-    it is None.
+    along seeded orbits (`settings`, default RenderOrbitSettings(): size, views, orbit kinds...) into an
+    OrbitData, saved to `out` unless it is None.
 
     Each mesh is loaded with `load_mesh(fit_to="sphere")` (centred, inside every frame) and rendered by
     `render_object_orbits` (seeded start azimuth, elevations, dynamic orbit; headlight; white background): one
