@@ -8,8 +8,9 @@ A tiny orbit model learns what it can see, so the objects are built to be easy t
   upwards: stacking), overlapping it by a fraction of both parts' depth along the line between their centres, so
   the object is one connected-looking thing;
 - asymmetry: parts sit off-centre and turn freely, colour patterns are laid out in each part's own frame before
-  it turns, at least one part is patterned (a lone part with stripes or checker), and two-tone cuts and stripes lean at least MIN_TILT_DEG from the
-  horizontal (never rings about the vertical), so turning the object is always visible;
+  it turns, at least one part is patterned (a lone part with stripes or checker), and two-tone cuts and stripes
+  lean at least MIN_TILT_DEG from the horizontal (never rings about the vertical), so turning the object is always
+  visible;
 - colour: per-part flat colour, two-tone (split by a random plane), stripes or (3-D) checker, from a palette of
   strong, distinct colours (no two parts share one), as face colours (svd3d.render shades them like any face
   coloured mesh). Faces are first cut along the pattern's planes, so pattern edges are exact straight cuts, crisp
