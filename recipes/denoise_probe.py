@@ -25,10 +25,10 @@ from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.denoiser import denoise_vpred
 from svd3d.core.vae import decode_latents, encode_condition
+from svd3d.core.vectors import orbit_vector
 from svd3d.image_metrics import psnr
 from svd3d.models import load_model
 from svd3d.pipelines.common import decoded_to_frames, unet_network
-from svd3d.pipelines.orbit import orbit_vector
 from svd3d.train.data import OrbitData
 from svd3d.train.loop import frames_tensor
 

@@ -37,8 +37,11 @@ from svd3d.pipelines.video import VideoResult, generate_video
 from svd3d.recon.export import export_mesh
 from svd3d.recon.pipeline import ReconResult, check_recon_options, reconstruct
 from svd3d.render import load_mesh, render_to_folder
-from svd3d.train.data import ClipData, OrbitData, load_dataset
-from svd3d.train.data import build_dataset as _build_dataset
+from svd3d.train.clips import synthetic_clips
+from svd3d.train.data import ClipData, OrbitData, RenderOrbitSettings, check_dataset_output, load_dataset
+from svd3d.train.meshes import render_orbit_dataset
+from svd3d.train.procedural import procedural_orbit_dataset
+from svd3d.train.videos import load_video_folder
 from svd3d.train.loop import TrainResult
 from svd3d.train.loop import train as _train
 from svd3d.train.recipe import Recipe, parse_override
@@ -227,7 +230,8 @@ class DatasetResult:
     data: OrbitData | ClipData  # the dataset as training reads it (memory-mapped)
 
 
-GENERATED_DATASETS = ("procedural", "clips")  # made from a seed; the others ("meshes", "videos") read a source
+DATASET_KINDS = ("procedural", "meshes", "clips", "videos")
+GENERATED_DATASETS = ("procedural", "clips")  # made from a seed; the others read a source folder
 
 
 def build_dataset(
@@ -243,22 +247,32 @@ def build_dataset(
     """Build a training dataset into the folder `output`: `procedural` objects or `meshes` from a `source` folder
     (GLB/OBJ/PLY/STL) rendered along SV3D orbits; synthetic `clips`; or `videos` cut from a `source` folder.
     `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14]."""
-    options: dict = {"size": size, "seed": seed}
-    if frames is not None:
-        options["frames"] = frames
+    out = Path(output)
+    if kind not in DATASET_KINDS:
+        raise SVD3DError(f"unknown dataset kind {kind!r}; choose one of {', '.join(DATASET_KINDS)}")
     if kind in GENERATED_DATASETS:
         if source is not None:
             raise SVD3DError(f"{kind} datasets are generated; drop the SOURCE argument ({source})")
-        if count is not None:
-            options["count"] = count
+        if count is None:
+            what = "objects" if kind == "procedural" else "clips"
+            raise SVD3DError(f"`svd3d data {kind}` needs --count (how many {what} to make)")
     else:
         if source is None:
             raise SVD3DError(f"`svd3d data {kind}` needs a SOURCE folder")
         if count is not None:
             raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
-        options["source"] = Path(source)
-    folder = _build_dataset(kind, output, **options)
-    return DatasetResult(folder, load_dataset(folder))
+    sized = {"size": size} | ({"frames": frames} if frames is not None else {})
+    check_dataset_output(out)  # before any work
+    with outputs.locked(out):
+        if kind == "procedural":
+            procedural_orbit_dataset(count, out, settings=RenderOrbitSettings(**sized), seed=seed)
+        elif kind == "meshes":
+            render_orbit_dataset(source, out, settings=RenderOrbitSettings(**sized), seed=seed)
+        elif kind == "clips":
+            synthetic_clips(count, **sized, seed=seed).save(out)
+        else:
+            load_video_folder(source, **sized).save(out)
+    return DatasetResult(out, load_dataset(out))
 
 
 # ------------------------------------------------------------------------------------------------ many inputs

@@ -58,9 +58,10 @@ def test_bundled_models_are_small_float16_and_carry_a_model_card():
 @pytest.fixture(scope="module")
 def unseen_objects():
     """Procedural objects from a seed no training run uses (tiny-orbit trained on seed 1), on static orbits."""
+    from svd3d.train.data import RenderOrbitSettings
     from svd3d.train.procedural import procedural_orbit_dataset
 
-    return procedural_orbit_dataset(4, seed=777, orbits=("static",))
+    return procedural_orbit_dataset(4, settings=RenderOrbitSettings(orbits=("static",)), seed=777)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_tiny_video_starts_at_its_input_and_follows_the_motion_bucket():
 
     from svd3d.image_metrics import psnr
     from svd3d.pipelines.video import generate_video
-    from svd3d.train.clips import motion_bucket
+    from svd3d.train.data import motion_bucket
 
     image = Image.open(ASSETS.parents[0] / "examples" / "shapes_a.png")
     made = {}

@@ -23,8 +23,8 @@ from svd3d.cameras import (
     read_transforms,
     write_transforms,
 )
+from svd3d.core.vectors import orbit_vector
 from svd3d.errors import SVD3DError
-from svd3d.pipelines.orbit import orbit_vector
 
 
 def project(point, c2w, intr: Intrinsics):

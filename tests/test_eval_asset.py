@@ -16,9 +16,10 @@ from svd3d.eval.asset import LABELS, METHODS, evaluate_asset, held_out_object
 
 
 def test_held_out_object_is_the_datasets_sample():
+    from svd3d.train.data import RenderOrbitSettings
     from svd3d.train.procedural import procedural_orbit_dataset
 
-    data = procedural_orbit_dataset(2, size=32, frames=5, seed=777)
+    data = procedural_orbit_dataset(2, settings=RenderOrbitSettings(size=32, frames=5), seed=777)
     for orbit, k in (("static", 0), ("dynamic", 1)):
         obj = held_out_object(777, 1, 32, 5, orbit)
         sample = 2 + k  # object 1's static then dynamic sample

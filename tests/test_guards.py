@@ -301,11 +301,12 @@ def test_a_run_with_a_missing_dataset_writes_nothing(tmp_path):
 
 
 def test_an_existing_run_folder_gets_no_recipe_json_on_bad_input(tmp_path):
+    from svd3d.train.data import RenderOrbitSettings
     from svd3d.train.loop import train
     from svd3d.train.procedural import procedural_orbit_dataset
 
     data = tmp_path / "orbits"
-    procedural_orbit_dataset(2, data, size=32, frames=5, orbits=("static",), seed=0)
+    procedural_orbit_dataset(2, data, settings=RenderOrbitSettings(size=32, frames=5, orbits=("static",)), seed=0)
     runs = tmp_path / "run"
     runs.mkdir()
     overrides = {"data.generate": "", "data.path": str(data), "data.held_out": 2}

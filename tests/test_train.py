@@ -113,7 +113,7 @@ def test_video_model_becomes_an_orbit_model_that_starts_where_it_was():
 
     from svd3d.models.info import RELEASED
     from svd3d.models.tiny import tiny_random_model
-    from svd3d.train.models import orbit_from_video
+    from svd3d.train.init_models import orbit_from_video
 
     video = tiny_random_model("video")
     orbit = orbit_from_video(video, replace(RELEASED["sv3d_p"], num_frames=8, decoder="temporal"))
@@ -167,9 +167,10 @@ def test_debug_recipe_trains_and_its_model_makes_orbits(debug_run, tmp_path):
 
 
 def _small_dataset(folder: Path) -> Path:
+    from svd3d.train.data import RenderOrbitSettings
     from svd3d.train.procedural import procedural_orbit_dataset
 
-    procedural_orbit_dataset(3, folder, size=32, frames=5, orbits=("static",), seed=3)
+    procedural_orbit_dataset(3, folder, settings=RenderOrbitSettings(size=32, frames=5, orbits=("static",)), seed=3)
     return folder
 
 
@@ -312,7 +313,7 @@ def test_two_processes_follow_one(tmp_path):
     assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
     assert np.allclose(losses[0], losses[1], rtol=0.02), losses
     # the first update, entry by entry: with averaged gradients nearly every entry steps the same way
-    from svd3d.train.models import initial_model
+    from svd3d.train.init_models import initial_model
 
     start = initial_model(load_recipe(DEBUG, {"train.vae_steps": 0})).unet.state_dict()
     a, b = _weights(runs[0], 1), _weights(runs[1], 1)

@@ -1,5 +1,6 @@
 """svd3d.train datasets: the on-disk contract (round trip, memory maps, manifest checks), procedural objects and
-orbits, rendering mesh folders, synthetic clips and their motion buckets, the video folder loader, every bad input."""
+orbits, rendering mesh folders, synthetic clips and their motion buckets, the video folder loader, `svd3d data`,
+every bad input."""
 
 from __future__ import annotations
 
@@ -10,29 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from click.testing import CliRunner
 from PIL import Image
 
+from svd3d.cli import main
 from svd3d.errors import SVD3DError
 from svd3d.render import render_views
-from svd3d.train.clips import (
-    DEFAULT_FOLDER_FPS,
-    FPS_CHOICES,
-    load_video_folder,
-    motion_bucket,
-    random_scene,
-    render_scene,
-    synthetic_clips,
-)
-from svd3d.train.data import (
-    ClipData,
-    OrbitData,
-    OrbitSettings,
-    build_dataset,
-    load_dataset,
-    render_object_orbits,
-    render_orbit_dataset,
-)
+from svd3d.train.clips import FPS_CHOICES, random_scene, render_scene, synthetic_clips
+from svd3d.train.data import ClipData, OrbitData, RenderOrbitSettings, load_dataset, motion_bucket
+from svd3d.train.meshes import render_object_orbits, render_orbit_dataset
 from svd3d.train.procedural import procedural_orbit_dataset, random_object
+from svd3d.train.videos import DEFAULT_FOLDER_FPS, load_video_folder
 
 
 def orbit_data(n=4, t=3, size=8, objects=None, seed=0) -> OrbitData:
@@ -193,7 +182,7 @@ def test_random_object_is_seeded():
 
 @pytest.fixture(scope="module")
 def procedural():
-    return procedural_orbit_dataset(6, size=64, frames=21, seed=11)
+    return procedural_orbit_dataset(6, settings=RenderOrbitSettings(size=64, frames=21), seed=11)
 
 
 def test_procedural_objects_fill_a_sensible_part_of_every_view(procedural):
@@ -218,9 +207,10 @@ def test_orbits_start_at_the_input_view_and_go_round(procedural):
 
 
 def test_procedural_dataset_is_deterministic():
-    a = procedural_orbit_dataset(2, size=24, frames=4, seed=5, orbits=("dynamic",))
-    b = procedural_orbit_dataset(2, size=24, frames=4, seed=5, orbits=("dynamic",))
-    c = procedural_orbit_dataset(2, size=24, frames=4, seed=6, orbits=("dynamic",))
+    settings = RenderOrbitSettings(size=24, frames=4, orbits=("dynamic",))
+    a = procedural_orbit_dataset(2, settings=settings, seed=5)
+    b = procedural_orbit_dataset(2, settings=settings, seed=5)
+    c = procedural_orbit_dataset(2, settings=settings, seed=6)
     for name in ("frames", "masks", "elevations", "azimuths"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert not np.array_equal(a.frames, c.frames) and not np.array_equal(a.elevations, c.elevations)
@@ -228,7 +218,7 @@ def test_procedural_dataset_is_deterministic():
 
 def test_start_azimuth_turns_the_mesh_so_frame_0_is_that_view():
     mesh = random_object(np.random.default_rng(3))
-    settings = OrbitSettings(size=32, frames=4, orbits=("static",)).check()
+    settings = RenderOrbitSettings(size=32, frames=4, orbits=("static",)).check()
     out = render_object_orbits(mesh, np.random.default_rng(9), settings)
     start, elevation = out["start_azimuth"], float(out["elevations"][0, 0])
     direct = render_views(mesh, [elevation, elevation], [start, start + 90], 32).rgba[..., :3]
@@ -252,7 +242,7 @@ def mesh_folder(tmp_path) -> Path:
 
 
 def test_render_orbit_dataset_skips_and_lists_bad_meshes(mesh_folder, tmp_path):
-    data = render_orbit_dataset(mesh_folder, tmp_path / "ds", size=24, frames=5, seed=1)
+    data = render_orbit_dataset(mesh_folder, tmp_path / "ds", settings=RenderOrbitSettings(size=24, frames=5), seed=1)
     assert data.names == ["box#static", "box#dynamic", "sub/ball#static", "sub/ball#dynamic"]
     assert data.frames.shape == (4, 5, 24, 24, 3) and (data.azimuths[:, 0] == 0).all()
     red = data.frames[0][data.masks[0] == 255]
@@ -260,13 +250,14 @@ def test_render_orbit_dataset_skips_and_lists_bad_meshes(mesh_folder, tmp_path):
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert [Path(s["path"]).name for s in manifest["source"]["skipped"]] == ["broken.obj"]
     assert manifest["source"]["settings"]["frames"] == 5 and manifest["source"]["seed"] == 1
-    again = render_orbit_dataset([mesh_folder / "box.glb"], None, size=24, frames=5, seed=1, orbits=("static",))
+    static = RenderOrbitSettings(size=24, frames=5, orbits=("static",))
+    again = render_orbit_dataset([mesh_folder / "box.glb"], None, settings=static, seed=1)
     assert again.names == ["box#static"]
 
 
 def test_render_orbit_dataset_errors(mesh_folder, tmp_path):
     with pytest.raises(SVD3DError, match="none of the 1 mesh files could be loaded"):
-        render_orbit_dataset([mesh_folder / "broken.obj"], None, size=16, frames=3)
+        render_orbit_dataset([mesh_folder / "broken.obj"], None, settings=RenderOrbitSettings(size=16, frames=3))
     with pytest.raises(SVD3DError, match="mesh folder .* does not exist"):
         render_orbit_dataset(tmp_path / "nowhere", None)
     (tmp_path / "empty").mkdir()
@@ -291,8 +282,9 @@ def test_render_orbit_dataset_errors(mesh_folder, tmp_path):
     ],
 )
 def test_procedural_bad_options(option, message):
+    count = option.pop("count", 1)
     with pytest.raises(SVD3DError, match=message):
-        procedural_orbit_dataset(**{"count": 1, **option})
+        procedural_orbit_dataset(count, settings=RenderOrbitSettings(**option))
 
 
 # ------------------------------------------------------------------------------------------------ clips
@@ -394,32 +386,39 @@ def test_load_video_folder_errors(video_folder, tmp_path):
         load_video_folder(tmp_path / "unnumbered")
 
 
-# ------------------------------------------------------------------------------------------------ build_dataset
+# ------------------------------------------------------------------------------------------------ svd3d data
 
 
-def test_build_dataset(tmp_path, mesh_folder, video_folder):
-    out = build_dataset("procedural", tmp_path / "proc", count=2, size=16, frames=3)
-    assert len(OrbitData.load(out)) == 4
-    out = build_dataset("procedural", tmp_path / "proc", count=1, size=16, frames=3)  # replaces the earlier one
-    assert len(OrbitData.load(out)) == 2
-    assert len(ClipData.load(build_dataset("clips", tmp_path / "clips", count=3, size=16, frames=4))) == 3
-    meshes = build_dataset("meshes", tmp_path / "mesh_ds", source=mesh_folder, size=16, frames=3, orbits=("static",))
-    assert OrbitData.load(meshes).names == ["box#static", "sub/ball#static"]
-    videos = build_dataset("videos", tmp_path / "video_ds", source=video_folder, size=16, frames=7)
-    assert ClipData.load(videos).source["generator"].endswith("load_video_folder")
+def _data(*args) -> object:
+    return CliRunner().invoke(main, ["-q", "data", *map(str, args)], catch_exceptions=False)
 
 
-def test_build_dataset_errors(tmp_path):
+def test_svd3d_data_builds_every_kind(tmp_path, mesh_folder, video_folder):
+    for count, samples in ((2, 4), (1, 2)):  # the second replaces the first
+        result = _data("procedural", "--count", count, "--size", 16, "--frames", 3, "-o", tmp_path / "proc")
+        assert result.exit_code == 0, result.output
+        assert len(OrbitData.load(tmp_path / "proc")) == samples
+    assert _data("clips", "--count", 3, "--size", 16, "--frames", 4, "-o", tmp_path / "clips").exit_code == 0
+    assert len(ClipData.load(tmp_path / "clips")) == 3
+    assert _data("meshes", mesh_folder, "--size", 16, "--frames", 3, "-o", tmp_path / "mesh_ds").exit_code == 0
+    assert OrbitData.load(tmp_path / "mesh_ds").names == ["box#static", "box#dynamic", "sub/ball#static",
+                                                          "sub/ball#dynamic"]  # fmt: skip
+    result = _data("videos", video_folder, "--size", 16, "--frames", 7, "-o", tmp_path / "video_ds")
+    assert result.exit_code == 0, result.output
+    assert ClipData.load(tmp_path / "video_ds").source["generator"] == "svd3d.train.videos.load_video_folder"
+
+
+def test_svd3d_data_errors(tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "photo.jpg").write_bytes(b"")
-    with pytest.raises(SVD3DError, match="svd3d did not write"):
-        build_dataset("procedural", tmp_path / "busy", count=1)
-    with pytest.raises(SVD3DError, match="unknown dataset kind 'cats'"):
-        build_dataset("cats", tmp_path / "x")
-    with pytest.raises(SVD3DError, match="unknown option 'colour' for a 'clips' dataset"):
-        build_dataset("clips", tmp_path / "x", count=1, colour="red")
-    with pytest.raises(SVD3DError, match="needs source="):
-        build_dataset("meshes", tmp_path / "x")
-    with pytest.raises(SVD3DError, match="needs count="):
-        build_dataset("procedural", tmp_path / "x")
+    for args, message in [
+        (("procedural", "--count", 1, "-o", tmp_path / "busy"), "svd3d did not write"),
+        (("cats", "-o", tmp_path / "x"), "invalid value for '{procedural|meshes|clips|videos}'"),
+        (("meshes", "-o", tmp_path / "x"), "needs a source folder"),
+        (("procedural", "-o", tmp_path / "x"), "needs --count"),
+        (("clips", tmp_path, "--count", 1, "-o", tmp_path / "x"), "drop the source argument"),
+        (("videos", tmp_path, "--count", 1, "-o", tmp_path / "x"), "--count is for procedural / clips"),
+    ]:
+        result = _data(*args)
+        assert result.exit_code == 2 and message in result.output.lower(), (args, result.output)
     assert not (tmp_path / "x").exists()

@@ -12,7 +12,7 @@ def sinusoidal_embedding(values: torch.Tensor, dim: int, max_period: float = 100
     """[cos | sin] embedding of raw scalars (DDPM/ADM style, no frequency shift): (...,) -> (..., dim) float32.
 
     Frequencies are exp(-ln(max_period) * i / (dim/2)), i < dim/2, so a 512-wide embedding has different
-    frequencies from a 256-wide one (REFERENCE §2). Values are cast to float32 first, as the reference does.
+    frequencies from a 256-wide one (SV3D_p's angles). Values are cast to float32 first, as sgm does.
     """
     if dim % 2:
         raise ValueError(f"sinusoidal embedding width must be even, got {dim}")

@@ -9,7 +9,7 @@ import torch
 
 def encode_condition(vae, image: torch.Tensor) -> torch.Tensor:
     """Unscaled VAE mean of image (B, 3, H, W) in [-1, 1] -> (B, C, H/8, W/8). Not multiplied by the scale factor:
-    SVD concatenates the raw mean to the noisy latent (REFERENCE §3)."""
+    SVD concatenates the raw mean to the noisy latent (as sgm does; tests/test_sgm_parity.py)."""
     return vae.encode(image.to(vae.dtype)).latent_dist.mode()
 
 

@@ -71,13 +71,14 @@ def held_out_object(seed: int, index: int, size: int, views: int, orbit: OrbitKi
     orbit, and its `orbit` sample (module docstring)."""
     import trimesh
 
-    from svd3d.train.data import DEFAULT_ORBITS, OrbitSettings, object_rng, render_object_orbits
+    from svd3d.train.data import DEFAULT_ORBITS, RenderOrbitSettings
+    from svd3d.train.meshes import object_rng, render_object_orbits
     from svd3d.train.procedural import random_object
 
     rng = object_rng(seed, index)
     mesh = random_object(rng)
     # every orbit of the dataset, in its order: the draws of one orbit depend on those before it
-    rendered = render_object_orbits(mesh, rng, OrbitSettings(size=size, frames=views).check())
+    rendered = render_object_orbits(mesh, rng, RenderOrbitSettings(size=size, frames=views).check())
     k = DEFAULT_ORBITS.index(orbit)
     turned = mesh.copy()  # as render_object_orbits turns it: the view from `start` becomes azimuth 0
     turned.apply_transform(

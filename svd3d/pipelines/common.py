@@ -1,21 +1,27 @@
-"""Small pieces both pipelines use: device placement with optional offload, and the UNet call."""
+"""What both pipelines share: argument checks, loading and placing the model (with optional offload), the UNet
+call, encode -> sample -> decode (`encode_sample_decode`), numerical-health and memory checks."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
+from svd3d.core.guidance import guidance_scales, guided_denoiser
+from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
+from svd3d.core.vae import decode_latents, encode_condition, latent_factor
 from svd3d.devices import device_memory
 from svd3d.errors import SVD3DError
-
-if TYPE_CHECKING:
-    from svd3d.models import Widths
+from svd3d.models import RELEASED_WIDTHS, SVDModel, Widths, load_model, check_kind, model_widths
+from svd3d.models.attention import use_single_key_cross_attention
+from svd3d.models.registry import DEFAULT_MODELS, default_model
+from svd3d.runinfo import Timer
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +83,6 @@ def unet_network(unet: torch.nn.Module):
 def ready_model(model, kind: str, dtype: torch.dtype, device: torch.device, offload: bool, config=None):
     """Load `model` (a name / path / hub id, the bundled default when None, or an SVDModel as is), check it can run
     `kind` ('video' or 'orbit'), and place it: on `device`, or left on the CPU when offloading."""
-    from svd3d.models import SVDModel, check_kind, load_model
-    from svd3d.models.attention import use_single_key_cross_attention
-    from svd3d.models.registry import default_model
-
     if not isinstance(model, SVDModel):
         model = load_model(model or default_model(kind), dtype=dtype, config=config)
     check_kind(model, kind)
@@ -90,6 +92,64 @@ def ready_model(model, kind: str, dtype: torch.dtype, device: torch.device, offl
     if not offload:
         model.to(device)
     return model
+
+
+def encode_sample_decode(
+    model: SVDModel,
+    pixels: torch.Tensor,
+    vector: torch.Tensor,
+    *,
+    cond_aug: float,
+    steps: int,
+    min_guidance: float,
+    max_guidance: float,
+    decode_chunk: int,
+    seed: int,
+    offload: bool,
+    timer: Timer,
+    progress: bool,
+    what: str = "frames",
+) -> np.ndarray:
+    """The diffusion at the heart of both pipelines: the conditioning image `pixels` (1, 3, H, W) in [-1, 1], on
+    the device) and the per-frame `vector` (1, T, F) (svd3d.core.vectors) -> T frames (T, H, W, 3) float32 in
+    [0, 1], in the model's frame order. `what` names the frames in messages ("frames", "views").
+
+    Noise is drawn on the CPU from `seed`, first the conditioning image's, then the latents' (as diffusers does),
+    so a seed gives the same frames on any device. Each stage is timed under timer("encode" / "sample" /
+    "decode") and checked for NaN / Inf before the next."""
+    dev, frames = pixels.device, vector.shape[1]
+    generator = torch.Generator("cpu").manual_seed(seed)
+    aug_noise = torch.randn(pixels.shape, generator=generator).to(dev)
+
+    # 1. encode: CLIP sees the clean image; the VAE sees it with cond_aug noise
+    with timer("encode"), torch.no_grad():
+        with placed(model.image_encoder, dev, offload):
+            clip_embeds = encode_clip(model.image_encoder, pixels).float()  # (1, 1, D)
+        with placed(model.vae, dev, offload):
+            concat = encode_condition(model.vae, pixels + cond_aug * aug_noise).float()  # (1, 4, h, w)
+    check_finite(clip_embeds, "encoding the image with CLIP produced a non-finite embedding", model.image_encoder)
+    check_finite(concat, "encoding the image with the VAE produced a non-finite latent", model.vae)
+    cond = Conditioning(clip_embeds, concat, vector.to(dev))
+
+    # 2. noise levels, initial latents, per-frame guidance (the model's schedule: linear or triangle)
+    info = model.info
+    sigmas = karras_sigmas(steps, info.sigma_min, info.sigma_max).to(dev)
+    factor = latent_factor(model.vae)
+    latent_shape = (1, frames, model.vae.config.latent_channels, pixels.shape[-2] // factor, pixels.shape[-1] // factor)
+    x = initial_latents(torch.randn(latent_shape, generator=generator), sigmas[0]).to(dev)
+    scales = guidance_scales(info.guidance, frames, min_guidance, max_guidance).to(dev)
+
+    # 3. sample
+    with timer("sample"), placed(model.unet, dev, offload):
+        denoise = guided_denoiser(unet_network(model.unet), cond, scales)
+        with tqdm(total=steps, desc="sampling", unit="step", disable=not progress) as bar:
+            latents = sample_euler(denoise, x, sigmas, callback=checked_steps(bar, model.unet, steps))
+
+    # 4. decode in chunks of frames
+    with timer("decode"), placed(model.vae, dev, offload):
+        decoded = decode_latents(model.vae, latents, model.scaling_factor, decode_chunk)[0]  # (T, 3, H, W)
+    check_finite(decoded, f"decoding produced non-finite {what}", model.vae)
+    return decoded_to_frames(decoded)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,8 +230,6 @@ def peak_memory(
 
     widths: svd3d.models.Widths (default: the released models'). A float16 job decodes in float32 (ready_model
     upcasts the VAE). guided: two UNet branches (classifier-free guidance) per step."""
-    from svd3d.models import RELEASED_WIDTHS
-
     widths = widths or RELEASED_WIDTHS
     unet_bytes = torch.empty(0, dtype=dtype).element_size()
     vae_bytes = 4 if dtype == torch.float16 else unet_bytes
@@ -199,9 +257,6 @@ def check_memory(
     early: called before the model is loaded, so only refuse, counting unknown frames as 1 and one guidance
     branch, the least the job can be. `model` may be what the caller named: its widths are read from a bundled or
     diffusers folder's config files, else the released models' are assumed. size None: nothing to check yet."""
-    from svd3d.models import model_widths
-    from svd3d.models.registry import DEFAULT_MODELS
-
     have = device_memory(device)
     if size is None or have is None:
         return

@@ -1,6 +1,7 @@
 """Image -> consistent views around the object with SV3D_u / SV3D_p, and their true cameras, as one unrolled
-function. REFERENCE §1-4: per-frame cond_aug || polar || azimuth vectors, triangle guidance, cond_aug 1e-5, CLIP on
-the clean image, the input-view frame replaced by the input."""
+function. SV3D's conventions: per-frame cond_aug || polar || azimuth vectors (svd3d.core.vectors), triangle
+guidance (svd3d.core.guidance), cond_aug 1e-5 (svd3d.models.info), CLIP on the clean image, the input-view frame
+replaced by the input."""
 
 from __future__ import annotations
 
@@ -9,32 +10,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from svd3d import media, outputs
 from svd3d.cameras import CameraFrame, Intrinsics, build_orbit, model_order, orbit_c2w, write_transforms
-from svd3d.core.clip import encode_clip
-from svd3d.core.conditioning import Conditioning
-from svd3d.core.guidance import guidance_scales, guided_denoiser
-from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
-from svd3d.core.vae import decode_latents, encode_condition, latent_factor
+from svd3d.core.vectors import orbit_vector
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, load_image, mask_bbox, mask_from_white, to_tensor
 from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
-    check_finite,
     check_guidance,
     check_memory,
     check_positive,
-    checked_steps,
-    decoded_to_frames,
-    placed,
+    encode_sample_decode,
     ready_model,
     to_uint8,
-    unet_network,
     warn_far_from_training,
 )
 from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
@@ -73,23 +64,6 @@ class OrbitResult:
     timings: dict[str, float]
     output: Path | None
     run: dict
-
-
-def orbit_vector(names, elevations, azimuths, model_perm, cond_aug: float, azimuth_sign: int) -> torch.Tensor:
-    """Per-frame raw vector values in the model's frame order: (T, F) float32.
-
-    cond_aug for every frame; SV3D_p adds polar = 90 - elevation and the azimuth relative to the input view, both
-    in radians (the sinusoid is applied to the raw radians)."""
-    elev, az = np.asarray(elevations)[model_perm], np.asarray(azimuths)[model_perm]
-    columns = {
-        "cond_aug": np.full(len(elev), cond_aug),
-        "polars_rad": np.radians(90.0 - elev),
-        "azimuths_rad": np.radians((azimuth_sign * az) % 360.0),
-    }
-    unknown = [n for n in names if n not in columns]
-    if unknown:
-        raise SVD3DError(f"this orbit model's vector field(s) {unknown} are not known to svd3d")
-    return torch.tensor(np.stack([columns[n] for n in names], -1), dtype=torch.float32)
 
 
 @outputs.holds_output(lambda args: args["output"])
@@ -186,51 +160,35 @@ def generate_orbit(
     with timer("preprocess"):
         prepared = prepare_object(pil, side, object_fraction) if preprocess else as_conditioning(pil, side)
     pixels = to_tensor(prepared.image).to(dev)  # (1, 3, S, S) in [-1, 1]
-    generator = torch.Generator("cpu").manual_seed(seed)
-    aug_noise = torch.randn(pixels.shape, generator=generator).to(dev)
 
-    # 4. encode: CLIP on the clean image, the VAE on the image with cond_aug noise
-    with timer("encode"), torch.no_grad():
-        with placed(model.image_encoder, dev, offload):
-            clip_embeds = encode_clip(model.image_encoder, pixels).float()
-        with placed(model.vae, dev, offload):
-            concat = encode_condition(model.vae, pixels + settings.cond_aug * aug_noise).float()
-    check_finite(clip_embeds, "encoding the image with CLIP produced a non-finite embedding", model.image_encoder)
-    check_finite(concat, "encoding the image with the VAE produced a non-finite latent", model.vae)
-
-    # 5. per-frame vectors in the model's frame order (SV3D: the input view last)
+    # 4. per-frame vectors in the model's frame order (SV3D: the input view last)
     perm = model_order(T, info.frame_order)
-    vector = orbit_vector(names, elevs, azims, perm, settings.cond_aug, info.azimuth_sign)
-    cond = Conditioning(clip_embeds, concat, vector[None].to(dev))  # vector (1, T, F)
+    vector = orbit_vector(names, elevs, azims, perm, settings.cond_aug, info.azimuth_sign)[None]  # (1, T, F)
 
-    # 6. noise levels, initial latents, triangle guidance (lowest next to the input view, highest behind)
-    sigmas = karras_sigmas(settings.num_steps, info.sigma_min, info.sigma_max).to(dev)
-    latent_shape = (
-        1,
-        T,
-        model.vae.config.latent_channels,
-        side // latent_factor(model.vae),
-        side // latent_factor(model.vae),
-    )
-    x = initial_latents(torch.randn(latent_shape, generator=generator), sigmas[0]).to(dev)
-    scales = guidance_scales(info.guidance, T, settings.min_guidance, settings.max_guidance).to(dev)
+    # 5. encode (CLIP on the clean image, the VAE on it with cond_aug noise), sample with triangle guidance (lowest
+    #    next to the input view, highest behind), decode in chunks
+    model_frames = encode_sample_decode(
+        model,
+        pixels,
+        vector,
+        cond_aug=settings.cond_aug,
+        steps=settings.num_steps,
+        min_guidance=settings.min_guidance,
+        max_guidance=settings.max_guidance,
+        decode_chunk=settings.decode_chunk,
+        seed=seed,
+        offload=offload,
+        timer=timer,
+        progress=progress,
+        what="views",
+    )  # (T, S, S, 3), model order
 
-    # 7. sample
-    with timer("sample"), placed(model.unet, dev, offload):
-        denoise = guided_denoiser(unet_network(model.unet), cond, scales)
-        with tqdm(total=settings.num_steps, desc="sampling", unit="step", disable=not progress) as bar:
-            latents = sample_euler(denoise, x, sigmas, callback=checked_steps(bar, model.unet, settings.num_steps))
-
-    # 8. decode, put the conditioning image in the input view's place, reorder to svd3d's order
-    with timer("decode"), placed(model.vae, dev, offload):
-        decoded = decode_latents(model.vae, latents, model.scaling_factor, settings.decode_chunk)[0]
-    check_finite(decoded, "decoding produced non-finite views", model.vae)
-    model_frames = decoded_to_frames(decoded)  # (T, S, S, 3), model order
+    # 6. put the conditioning image in the input view's place, reorder to svd3d's order
     model_frames[int(np.flatnonzero(perm == 0)[0])] = np.asarray(prepared.image, np.float32) / 255.0
     views = np.empty_like(model_frames)
     views[perm] = model_frames
 
-    # 9. cameras
+    # 7. cameras
     c2w = orbit_c2w(elevs, azims)
     intrinsics = Intrinsics.from_fov(side, side, info.fov_deg)
 
@@ -246,7 +204,7 @@ def generate_orbit(
         "versions": versions(),
     }
 
-    # 10. write the folder (staged under a hidden name, swapped into place when complete)
+    # 8. write the folder (staged under a hidden name, swapped into place when complete)
     if out_path is not None:
         run["output"] = str(out_path)
         with timer("write"), outputs.replacing(out_path, "orbit") as tmp:

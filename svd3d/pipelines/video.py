@@ -8,31 +8,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from svd3d import media, outputs
-from svd3d.core.clip import encode_clip
-from svd3d.core.conditioning import Conditioning
-from svd3d.core.guidance import guidance_scales, guided_denoiser
-from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
-from svd3d.core.vae import decode_latents, encode_condition, latent_factor
+from svd3d.core.vectors import video_vector
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
 from svd3d.models import SVDModel
 from svd3d.pipelines.common import (
-    check_finite,
     check_guidance,
     check_memory,
     check_positive,
-    checked_steps,
-    decoded_to_frames,
-    placed,
+    encode_sample_decode,
     ready_model,
     to_uint8,
-    unet_network,
     warn_far_from_training,
 )
 from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
@@ -46,7 +36,7 @@ class VideoSettings:
 
     num_frames: int
     num_steps: int
-    fps: int  # the model is conditioned on fps - 1 (REFERENCE §3)
+    fps: int  # the model is conditioned on fps - 1 (svd3d.core.vectors)
     motion_bucket_id: int
     noise_aug: float  # cond_aug: noise added to the conditioning image
     min_guidance: float
@@ -114,7 +104,7 @@ def generate_video(
     config: str | Path | None = None,
     progress: bool = True,
 ) -> VideoResult:
-    """Animate one image with an SVD-family model. Unset options take the model's defaults (REFERENCE §1).
+    """Animate one image with an SVD-family model. Unset options take the model's defaults (its ModelInfo).
 
     The image is resized to cover the model's size (or `size`, WxH) keeping its aspect ratio and centre-cropped;
     transparency is composited on white. Noise is drawn on the CPU from `seed` (first the conditioning-image noise,
@@ -167,48 +157,27 @@ def generate_video(
     # 3. prepare the image: transparency on white, cover-resize and centre-crop to the model size
     fitted = fit_cover(composite_on_white(pil), width, height)
     pixels = to_tensor(fitted).to(dev)  # (1, 3, H, W) in [-1, 1]
-    generator = torch.Generator("cpu").manual_seed(seed)
-    aug_noise = torch.randn(pixels.shape, generator=generator).to(dev)
 
-    # 4. encode: CLIP sees the clean image; the VAE sees it with noise augmentation
-    with timer("encode"), torch.no_grad():
-        with placed(model.image_encoder, dev, offload):
-            clip_embeds = encode_clip(model.image_encoder, pixels).float()  # (1, 1, D)
-        with placed(model.vae, dev, offload):
-            concat = encode_condition(model.vae, pixels + settings.noise_aug * aug_noise).float()  # (1, 4, h, w)
-    check_finite(clip_embeds, "encoding the image with CLIP produced a non-finite embedding", model.image_encoder)
-    check_finite(concat, "encoding the image with the VAE produced a non-finite latent", model.vae)
+    # 4. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
+    vector = video_vector(model.unet.vector_names, settings.fps, settings.motion_bucket_id, settings.noise_aug, T)
 
-    # 5. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
-    values = {"fps_id": settings.fps - 1, "motion_bucket_id": settings.motion_bucket_id, "cond_aug": settings.noise_aug}
-    vector = torch.tensor([[values[name] for name in model.unet.vector_names]], dtype=torch.float32)
-    cond = Conditioning(clip_embeds, concat, vector[:, None].expand(1, T, -1).to(dev))  # vector (1, T, 3)
-
-    # 6. noise levels, initial latents, per-frame guidance
-    sigmas = karras_sigmas(steps_n, info.sigma_min, info.sigma_max).to(dev)
-    latent_shape = (
-        1,
-        T,
-        model.vae.config.latent_channels,
-        height // latent_factor(model.vae),
-        width // latent_factor(model.vae),
+    # 5. encode (CLIP on the clean image, the VAE on it with noise augmentation), sample, decode in chunks
+    frames_np = encode_sample_decode(
+        model,
+        pixels,
+        vector,
+        cond_aug=settings.noise_aug,
+        steps=steps_n,
+        min_guidance=settings.min_guidance,
+        max_guidance=settings.max_guidance,
+        decode_chunk=settings.decode_chunk,
+        seed=seed,
+        offload=offload,
+        timer=timer,
+        progress=progress,
     )
-    x = initial_latents(torch.randn(latent_shape, generator=generator), sigmas[0]).to(dev)
-    scales = guidance_scales(settings.guidance, T, settings.min_guidance, settings.max_guidance).to(dev)
 
-    # 7. sample
-    with timer("sample"), placed(model.unet, dev, offload):
-        denoise = guided_denoiser(unet_network(model.unet), cond, scales)
-        with tqdm(total=steps_n, desc="sampling", unit="step", disable=not progress) as bar:
-            latents = sample_euler(denoise, x, sigmas, callback=checked_steps(bar, model.unet, steps_n))
-
-    # 8. decode in chunks of frames
-    with timer("decode"), placed(model.vae, dev, offload):
-        video = decode_latents(model.vae, latents, model.scaling_factor, settings.decode_chunk)  # (1, T, 3, H, W)
-    check_finite(video, "decoding produced non-finite frames", model.vae)
-    frames_np = decoded_to_frames(video[0])
-
-    # 9. write the clip and run.json (staged, then renamed into place together)
+    # 6. write the clip and run.json (staged, then renamed into place together)
     run = {
         "written_by": "svd3d video",
         "job": "video",

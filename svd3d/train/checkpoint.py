@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from svd3d.errors import SVD3DError
+from svd3d.models.diffusers_io import save_diffusers
+from svd3d.outputs import usual_permissions
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
@@ -45,10 +48,6 @@ def list_checkpoints(run: Path) -> list[Checkpoint]:
 def save_checkpoint(run: Path, step: int, tensors: dict[str, dict[str, torch.Tensor]], optimizer: dict, state: dict,
                     keep: int) -> Path:  # fmt: skip
     """Write RUN/checkpoints/step-NNNNNN atomically (state.json last, then a rename); keep the newest `keep`."""
-    from safetensors.torch import save_file
-
-    from svd3d.outputs import usual_permissions
-
     final = Path(run) / "checkpoints" / f"step-{step:06d}"
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -67,8 +66,6 @@ def save_checkpoint(run: Path, step: int, tensors: dict[str, dict[str, torch.Ten
 
 def load_checkpoint(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict, dict]:
     """(tensors by file name, optimizer state, state.json) of one checkpoint folder."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     try:
         state = json.loads((folder / "state.json").read_text())
@@ -83,8 +80,6 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], d
 
 def export_model(model, folder: Path) -> Path:
     """Write `model` (an SVDModel) as a diffusers-format folder at `folder`, replacing an older export atomically."""
-    from svd3d.models.diffusers_io import save_diffusers
-
     folder = Path(folder)
     new = folder.with_name(f".{folder.name}.new")
     old = folder.with_name(f".{folder.name}.old")

@@ -1,9 +1,11 @@
-"""Training datasets: orbits of objects (SV3D-style) and short clips (SVD-style), in memory and on disk.
+"""The training dataset format: orbits of objects (SV3D-style) and short clips (SVD-style), in memory and on disk,
+and the settings every builder shares.
 
 Two typed containers, one per model kind, hold every sample's frames and conditioning:
 
     OrbitData   frames (N, T, H, W, 3) uint8 on white, elevations / azimuths (N, T) float32 degrees, masks
-    ClipData    frames (N, T, H, W, 3) uint8, fps (N,) float32, motion (N,) float32 (SVD motion bucket)
+    ClipData    frames (N, T, H, W, 3) uint8, fps (N,) float32, motion (N,) float32 (SVD motion bucket,
+                `motion_bucket`)
 
 Names: one per sample. The part before the first "#" names the *object* the sample comes from: the orbits of one
 mesh ("chair#static", "chair#dynamic") or the windows of one video ("walk.mp4#0014") share it, and `split` keeps
@@ -16,37 +18,43 @@ On disk a dataset is a folder, written to a temporary name and renamed into plac
     frames.npy      (N, T, H, W, 3) uint8; `load(folder)` memory-maps it, so big datasets stream from disk
     ...             one .npy per other array (orbit: elevations, azimuths, masks; clip: fps, motion)
 
-Orbit datasets are rendered here from mesh files (`render_orbit_dataset`), or from procedural objects
-(svd3d.train.procedural); clip datasets come from svd3d.train.clips. `build_dataset` is what the CLI calls.
+The builders, each in its own module, make datasets of this format: orbits rendered from mesh files
+(svd3d.train.meshes) or procedural objects (svd3d.train.procedural), both with `RenderOrbitSettings` into an
+`OrbitBuffer`; synthetic clips (svd3d.train.clips) and windows of real videos (svd3d.train.videos). `svd3d data`
+(svd3d.cli) runs them.
+
+Motion bucket (SVD's motion conditioning, 0..255): SVD derives it from optical flow; svd3d uses a flow-free proxy
+computed from the frames themselves, so synthetic and real clips get it the same way (`motion_bucket`):
+d = the mean absolute difference between consecutive frames, over pixels and RGB channels, in 0..255 intensity
+units, and bucket = min(255, round(MOTION_SCALE * log2(1 + d))): 0 for a still clip, 64 for d = 1, 128 for d = 3,
+192 for d = 7, 255 from d = 15 on. The logarithm spreads slow and fast clips over the range (synthetic clips:
+median about 110, 10th / 90th percentile about 45 / 195) where a linear scale crowds most clips near 0 or clips the
+fast ones. It is measured at the dataset's resolution (64 px by default), so compare buckets at one resolution.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from svd3d import outputs
+from svd3d import __version__, outputs
 from svd3d.errors import SVD3DError
-
-if TYPE_CHECKING:
-    import trimesh
+from svd3d.media import write_json
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # of the folder layout; bumped when a manifest key or an array changes meaning
 MANIFEST = "manifest.json"
 OrbitKind = Literal["static", "dynamic"]
-DatasetKind = Literal["procedural", "meshes", "clips", "videos"]
 DEFAULT_ORBITS: tuple[OrbitKind, ...] = ("static", "dynamic")
 DEFAULT_ELEVATION_RANGE = (-5.0, 30.0)  # degrees; SV3D's training orbits span about this band
 MAX_ELEVATION = 75.0  # |elevation| limit of an orbit's base elevation: a dynamic orbit wobbles up to 10 more
+MOTION_SCALE = 64.0  # motion buckets per doubling of (1 + mean absolute frame difference); see motion_bucket
 
 
 def whole_number(name: str, value, low: int, high: int | None = None, unit: str = "") -> int:
@@ -186,9 +194,6 @@ class _Dataset:
     def save(self, folder: str | Path) -> Path:
         """Write the dataset folder (staged, swapped into place when complete; an earlier svd3d output there is
         replaced, anything else refused: svd3d.outputs)."""
-        from svd3d import __version__
-        from svd3d.media import write_json
-
         folder = Path(folder)
         check_dataset_output(folder)
         n, t, h, w = self.shape
@@ -246,7 +251,7 @@ class ClipData(_Dataset):
 
     frames: np.ndarray  # (N, T, H, W, 3) uint8 RGB
     fps: np.ndarray  # (N,) float32, frames per second of the clip
-    motion: np.ndarray  # (N,) float32, SVD motion bucket 0..255 (svd3d.train.clips.motion_bucket)
+    motion: np.ndarray  # (N,) float32, SVD motion bucket 0..255 (motion_bucket)
     names: list[str]  # one per sample, "clip#start frame" for windows of a longer video
     source: dict = field(default_factory=dict)  # how it was made (manifest "source")
 
@@ -311,11 +316,19 @@ def check_dataset_output(out: Path) -> None:
     outputs.check_replaceable(Path(out))
 
 
-# ------------------------------------------------------------------------------------------------ orbit rendering
+def motion_bucket(frames: np.ndarray) -> float:
+    """SVD motion bucket proxy of one clip: (T, H, W, 3) uint8 -> a whole number in 0..255 (module docstring)."""
+    if frames.ndim != 4 or len(frames) < 2:
+        raise SVD3DError(f"a motion bucket needs a clip of (T >= 2, H, W, 3) frames, got shape {frames.shape}")
+    diff = float(np.abs(np.diff(frames.astype(np.int16), axis=0)).mean())
+    return float(min(255.0, round(MOTION_SCALE * np.log2(1.0 + diff))))
+
+
+# ------------------------------------------------------------------------------------------------ orbit datasets
 
 
 @dataclass(frozen=True)
-class OrbitSettings:
+class RenderOrbitSettings:
     """How every object of an orbit dataset is rendered (recorded in the manifest)."""
 
     size: int = 64  # square pixels
@@ -324,7 +337,7 @@ class OrbitSettings:
     elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE  # degrees, seeded uniform per orbit
     supersample: int = 3  # s x s rays in edge pixels (svd3d.render)
 
-    def check(self) -> OrbitSettings:
+    def check(self) -> RenderOrbitSettings:
         """Validated copy (tuples normalised), or an SVD3DError naming the bad value."""
         orbits = (self.orbits,) if isinstance(self.orbits, str) else tuple(self.orbits)
         if not orbits or any(o not in ("static", "dynamic") for o in orbits) or len(set(orbits)) != len(orbits):
@@ -357,58 +370,11 @@ class OrbitSettings:
         }
 
 
-def object_rng(seed: int, index: int) -> np.random.Generator:
-    """Object `index`'s own generator: its draws do not depend on which other objects were made or skipped."""
-    return np.random.default_rng([int(seed), int(index)])
+class OrbitBuffer:
+    """An OrbitData being built: preallocated arrays for up to `max_objects` objects, one sample per orbit kind of
+    `settings`, that each rendered object is written into (no stacking copies of big datasets)."""
 
-
-def render_object_orbits(mesh: trimesh.Trimesh, rng: np.random.Generator, settings: OrbitSettings) -> dict:
-    """Render one normalised mesh (inside the sphere of radius 0.5, as `load_mesh(fit_to="sphere")` leaves it)
-    along one seeded orbit per entry of settings.orbits.
-
-    The object gets a seeded start azimuth by turning the mesh about +Y (a copy), so the stored azimuths are at
-    the same time relative to frame 0 and absolute in the turned mesh's frame. Each orbit draws its own base
-    elevation uniformly from settings.elevation_range; a dynamic one also its wobble and jitter seed
-    (svd3d.cameras.DynamicOrbit). Light: the renderer's headlight, so every view - the input view above all - is
-    lit the same way relative to the camera, as photos of objects usually are, and the model never has to infer
-    a light direction; world-fixed lights would darken a random side of each object.
-
-    Returns {"frames": (O, T, H, W, 3) uint8, "masks": (O, T, H, W) uint8, "elevations", "azimuths": (O, T)
-    float32, "start_azimuth": degrees}.
-    """
-    import trimesh
-
-    from svd3d.cameras import DynamicOrbit, StaticOrbit
-    from svd3d.render import render_views
-
-    start = float(rng.uniform(0.0, 360.0))
-    turned = mesh.copy()
-    # rotating by -start about +Y brings the view from azimuth `start` to azimuth 0
-    turned.apply_transform(trimesh.transformations.rotation_matrix(math.radians(-start), [0.0, 1.0, 0.0]))
-    angles = []
-    for kind in settings.orbits:
-        elevation = float(rng.uniform(*settings.elevation_range))
-        if kind == "static":
-            angles.append(StaticOrbit(elevation, settings.frames).angles())
-        else:
-            angles.append(DynamicOrbit(elevation, settings.frames, seed=int(rng.integers(2**31))).angles())
-    elev = np.concatenate([a[0] for a in angles])
-    azim = np.concatenate([a[1] for a in angles])
-    result = render_views(turned, elev, azim, settings.size, light="headlight", supersample=settings.supersample)
-    o, t, s = len(settings.orbits), settings.frames, settings.size
-    return {
-        "frames": result.rgba[..., :3].reshape(o, t, s, s, 3),
-        "masks": result.rgba[..., 3].reshape(o, t, s, s),
-        "elevations": elev.reshape(o, t).astype(np.float32),
-        "azimuths": azim.reshape(o, t).astype(np.float32),
-        "start_azimuth": start,
-    }
-
-
-class _OrbitBuffer:
-    """Preallocated arrays that rendered objects are written into (no stacking copies of big datasets)."""
-
-    def __init__(self, max_objects: int, settings: OrbitSettings) -> None:
+    def __init__(self, max_objects: int, settings: RenderOrbitSettings) -> None:
         o, t, s = len(settings.orbits), settings.frames, settings.size
         self.orbits = settings.orbits
         self.frames = np.empty((max_objects * o, t, s, s, 3), np.uint8)
@@ -418,12 +384,14 @@ class _OrbitBuffer:
         self.names: list[str] = []
 
     def add(self, name: str, rendered: dict) -> None:
+        """Object `name`'s rendered orbits (svd3d.train.meshes.render_object_orbits), as samples "name#orbit"."""
         at = slice(len(self.names), len(self.names) + len(self.orbits))
         for key in ("frames", "masks", "elevations", "azimuths"):
             getattr(self, key)[at] = rendered[key]
         self.names += [f"{name}#{kind}" for kind in self.orbits]
 
     def data(self, source: dict) -> OrbitData:
+        """The objects added so far as an OrbitData (views of the arrays, no copy), `source` its provenance."""
         n = len(self.names)
         return OrbitData(
             frames=self.frames[:n],
@@ -433,151 +401,3 @@ class _OrbitBuffer:
             masks=self.masks[:n],
             source=source,
         )
-
-
-def find_meshes(meshes: str | Path | list) -> list[Path]:
-    """A folder (searched recursively for mesh files) or a list of mesh paths -> sorted, checked paths."""
-    from svd3d.render import MESH_SUFFIXES
-
-    if isinstance(meshes, str | Path):
-        folder = Path(meshes)
-        if not folder.exists():
-            raise SVD3DError(f"mesh folder {folder} does not exist")
-        if folder.is_file():
-            return [folder]
-        paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
-        if not paths:
-            raise SVD3DError(f"no mesh files in {folder}: looked for {', '.join(MESH_SUFFIXES)} (searched subfolders)")
-        return paths
-    paths = [Path(p) for p in meshes]
-    if not paths:
-        raise SVD3DError("no mesh files given; pass a folder or a list of .glb / .obj / .ply / .stl files")
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise SVD3DError(f"mesh file {missing[0]} does not exist ({len(missing)} of {len(paths)} missing)")
-    return paths
-
-
-def _mesh_names(paths: list[Path], root: Path | None) -> list[str]:
-    """Object names: the path relative to the folder without suffix (or the file stem), "#" made safe, unique."""
-    names = []
-    for p in paths:
-        base = p.relative_to(root).with_suffix("").as_posix() if root is not None else p.stem
-        names.append(base.replace("#", "_"))
-    seen: dict[str, int] = {}
-    for i, n in enumerate(names):
-        seen[n] = seen.get(n, 0) + 1
-        if seen[n] > 1:
-            names[i] = f"{n}-{seen[n]}"
-    return names
-
-
-def render_orbit_dataset(
-    meshes: str | Path | list,
-    out: str | Path | None,
-    *,
-    size: int = 64,
-    frames: int = 21,
-    orbits: tuple[OrbitKind, ...] = DEFAULT_ORBITS,
-    elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE,
-    seed: int = 0,
-    supersample: int = 3,
-) -> OrbitData:
-    """Render every mesh (a folder, searched recursively, or a list of GLB / glTF / OBJ / PLY / STL / OFF files)
-    along seeded orbits into an OrbitData, saved to `out` unless it is None.
-
-    Each mesh is loaded with `load_mesh(fit_to="sphere")` (centred, inside every frame) and rendered by
-    `render_object_orbits` (seeded start azimuth, elevations, dynamic orbit; headlight; white background): one
-    sample per orbit kind, named "<path relative to the folder>#<orbit>". Object i draws from a generator seeded
-    by (seed, i), i its index in sorted path order. Meshes that fail to load are skipped with a warning and listed
-    in the manifest's source.skipped; it is an error when none loads.
-    """
-    from tqdm import tqdm
-
-    from svd3d.render import load_mesh
-
-    # 1. check inputs
-    settings = OrbitSettings(size, frames, orbits, elevation_range, supersample).check()
-    if out is not None:
-        check_dataset_output(Path(out))
-    paths = find_meshes(meshes)
-    root = Path(meshes) if isinstance(meshes, str | Path) and Path(meshes).is_dir() else None
-    names = _mesh_names(paths, root)
-    log.info("rendering %d meshes: %s orbits of %d views at %d px", len(paths), "+".join(settings.orbits), frames, size)
-    # 2. load and render each mesh
-    buffer, skipped = _OrbitBuffer(len(paths), settings), []
-    for i, (path, name) in enumerate(tqdm(list(zip(paths, names, strict=True)), desc="meshes", disable=None)):
-        try:
-            mesh = load_mesh(path, fit_to="sphere")
-        except SVD3DError as err:
-            log.warning("skipping %s: %s", path, err)
-            skipped.append({"path": str(path), "error": str(err)})
-            continue
-        buffer.add(name, render_object_orbits(mesh, object_rng(seed, i), settings))
-    if not buffer.names:
-        raise SVD3DError(f"none of the {len(paths)} mesh files could be loaded (first: {skipped[0]['error']})")
-    # 3. assemble and save
-    source = {
-        "generator": "svd3d.train.data.render_orbit_dataset",
-        "settings": settings.record(),
-        "seed": int(seed),
-        "meshes": str(root) if root is not None else [str(p) for p in paths],
-        "skipped": skipped,
-    }
-    data = buffer.data(source)
-    if out is not None:
-        data.save(out)
-    return data
-
-
-# ------------------------------------------------------------------------------------------------ CLI helper
-
-
-def _builders() -> dict:
-    from svd3d.train.clips import load_video_folder, synthetic_clips
-    from svd3d.train.procedural import procedural_orbit_dataset
-
-    return {
-        "procedural": procedural_orbit_dataset,
-        "meshes": render_orbit_dataset,
-        "clips": synthetic_clips,
-        "videos": load_video_folder,
-    }
-
-
-@outputs.holds_output(lambda args: args["out"])
-def build_dataset(kind: DatasetKind, out: str | Path, **options) -> Path:
-    """Build a dataset of `kind` into the folder `out`; returns out. The CLI's `svd3d data`.
-
-        procedural   procedural_orbit_dataset(count, size, frames, orbits, elevation_range, seed, supersample)
-        meshes       render_orbit_dataset(source=<folder or files>, size, frames, orbits, ...)
-        clips        synthetic_clips(count, size, frames, seed)
-        videos       load_video_folder(source=<folder>, size, frames, stride)
-
-    `out` may be new, empty or an earlier dataset (replaced); anything else is refused before any work.
-    """
-    builders = _builders()
-    if kind not in builders:
-        raise SVD3DError(f"unknown dataset kind {kind!r}; choose one of {', '.join(builders)}")
-    out = Path(out)
-    check_dataset_output(out)
-    build = builders[kind]
-    params = inspect.signature(build).parameters
-    positional = [p for p in params if p not in ("out",) and params[p].kind == inspect.Parameter.POSITIONAL_OR_KEYWORD]
-    options = dict(options)
-    if kind in ("meshes", "videos"):  # their first argument is where the inputs are
-        if "source" not in options:
-            raise SVD3DError(f"a {kind!r} dataset needs source= (the folder of {kind})")
-        options[positional[0]] = options.pop("source")
-    allowed = [p for p in params if p != "out"]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise SVD3DError(f"unknown option {unknown[0]!r} for a {kind!r} dataset; it takes {', '.join(allowed)}")
-    missing = [p for p in allowed if params[p].default is inspect.Parameter.empty and p not in options]
-    if missing:
-        raise SVD3DError(f"a {kind!r} dataset needs {missing[0]}=")
-    if "out" in params:
-        build(out=out, **options)
-    else:
-        build(**options).save(out)
-    return out

@@ -7,11 +7,11 @@ Per step (global batch B = processes x grad_accum x micro-batch):
      draws the same numbers and takes its own slice, so 1 or N processes with the same global batch follow the same
      trajectory, and a resumed run continues exactly;
   2. the clean latents come from a cache encoded once by the frozen VAE (scaled by its factor; kept in RUN/cache,
-     keyed by the encoder weights and the data, so a resume skips the encoding); the conditioning
-     latent is encoded each step from the noise-augmented first frame (REFERENCE §3: unscaled VAE mode);
+     keyed by the encoder weights and the data, so a resume skips the encoding); the conditioning latent is
+     encoded each step from the noise-augmented first frame (unscaled VAE mode: svd3d.core.vae.encode_condition);
      CLIP embeds the clean first frame (cached);
-  3. the per-frame vector: cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit models), or
-     fps - 1 ‖ motion bucket ‖ cond_aug (video models);
+  3. the per-frame vector (svd3d.core.vectors): cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit
+     models), or fps - 1 ‖ motion bucket ‖ cond_aug (video models);
   4. loss = EDM-weighted v-prediction MSE (svd3d.train.objective), averaged over the global batch; AdamW with
      linear warm-up (and optionally a linear decay to zero at the end), gradient clipping, an EMA of the weights;
   5. every save_every steps: a checkpoint (exact resume) and the EMA model exported as RUN/model.
@@ -24,6 +24,8 @@ carries the picture; the token adds a global summary) and is saved with the mode
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import json
 import logging
 import math
@@ -36,16 +38,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from svd3d import outputs
+from svd3d.cameras import model_order
 from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
-from svd3d.core.vae import encode_condition
+from svd3d.core.vae import decoder_takes_frames, encode_condition, latent_factor
+from svd3d.core.vectors import orbit_vector, video_vector
 from svd3d.errors import SVD3DError
+from svd3d.media import write_json
 from svd3d.models.attention import dead_cross_attention_parameters, use_single_key_cross_attention
 from svd3d.models.bundle import SVDModel
+from svd3d.outputs import atomic_file
+from svd3d.runinfo import command_line, versions
 from svd3d.train.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
+from svd3d.train.clips import synthetic_clips
+from svd3d.train.data import ClipData, OrbitData, RenderOrbitSettings
+from svd3d.train.init_models import initial_model
 from svd3d.train.objective import diffusion_loss, draw_noise, drop_conditioning
+from svd3d.train.procedural import procedural_orbit_dataset
 from svd3d.train.recipe import Recipe, check_data, data_folder, load_recipe
 
 log = logging.getLogger(__name__)
@@ -77,7 +90,10 @@ class _Data:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _accelerator(precision: str, device: str, grad_accum: int):
+def _accelerator(precision: str, device: str):
+    """This process's accelerate state. Gradient accumulation is the loop's own (train.grad_accum micro-batches per
+    optimiser step, gradients synced on the last, each loss divided by grad_accum), so accelerate is told 1: its
+    gradient_accumulation_steps would divide every loss in `accelerator.backward` a second time."""
     try:
         from accelerate import Accelerator
     except ImportError:
@@ -95,21 +111,21 @@ def _accelerator(precision: str, device: str, grad_accum: int):
 
 def _load_data(recipe: Recipe, run: Path, is_main: bool, wait):
     """The training split (and, once, RUN/held_out) of the recipe's dataset: loaded, or generated into RUN/data."""
-    from svd3d.train import data as datasets
-
     d, m = recipe.data, recipe.model
     if d.generate:
         folder = run / "data"
         if is_main and not (folder / "manifest.json").is_file():
             shutil.rmtree(folder, ignore_errors=True)
-            kind = "procedural" if d.generate == "procedural" else "clips"
-            options = {"count": d.count, "size": m.size, "frames": m.frames, "seed": d.seed}
             log.info("generating %d %s samples into %s", d.count, d.generate, folder)
-            datasets.build_dataset(kind, folder, **options)
+            if d.generate == "procedural":
+                settings = RenderOrbitSettings(size=m.size, frames=m.frames)
+                procedural_orbit_dataset(d.count, folder, settings=settings, seed=d.seed)
+            else:
+                synthetic_clips(d.count, size=m.size, frames=m.frames, seed=d.seed).save(folder)
         wait()
     else:
         folder = data_folder(recipe)
-    data = (datasets.OrbitData if m.kind == "orbit" else datasets.ClipData).load(folder)
+    data = (OrbitData if m.kind == "orbit" else ClipData).load(folder)
     if d.held_out:
         objects = len(data.objects())
         if d.held_out >= objects:
@@ -131,8 +147,6 @@ def frames_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
 
 def _vectors(model: SVDModel, data, perm: np.ndarray) -> tuple[torch.Tensor, int]:
     """(N, T, F) raw vector values per sample and frame in model order (cond_aug 0), and the cond_aug column."""
-    from svd3d.pipelines.orbit import orbit_vector
-
     names = model.unet.vector_names
     if "cond_aug" not in names:
         raise SVD3DError(f"model vector fields {names} lack cond_aug; svd3d trains SVD / SV3D layouts only")
@@ -143,20 +157,13 @@ def _vectors(model: SVDModel, data, perm: np.ndarray) -> tuple[torch.Tensor, int
         ]
         vector = torch.stack(rows)
     else:
-        values = {"fps_id": np.asarray(data.fps) - 1.0, "motion_bucket_id": np.asarray(data.motion)}
-        unknown = [n for n in names if n not in values and n != "cond_aug"]
-        if unknown:
-            raise SVD3DError(f"this video model's vector field(s) {unknown} are not known to svd3d")
-        columns = [values[n] if n != "cond_aug" else np.zeros(len(data)) for n in names]
-        vector = torch.tensor(np.stack(columns, -1), dtype=torch.float32)[:, None].expand(-1, len(perm), -1)
+        vector = video_vector(names, data.fps, data.motion, 0.0, len(perm))
     return vector.contiguous().float(), names.index("cond_aug")
 
 
 def _encoding_key(model: SVDModel, data, frames: int, size: int, perm: np.ndarray) -> str:
     """A fingerprint of what the encoded caches depend on: the VAE encoder and CLIP weights, the frame selection
     and size, and the data (names, shape, source, and the pixels of up to 64 samples spread over it)."""
-    import hashlib
-
     h = hashlib.sha256()
     h.update(json.dumps([frames, size, perm.tolist(), list(data.names), list(data.shape), data.source],
                         sort_keys=True, default=str).encode())  # fmt: skip
@@ -177,11 +184,6 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device, cache_di
     With `cache_dir`, the latents and CLIP embeds are kept there as encoded-<key>.safetensors, the key fingerprinting
     the encoder weights and the data (`_encoding_key`), so a resumed run skips the encoding. The decoder phase does
     not change the key: it leaves the encoder, so the latents, as they are."""
-    from safetensors.torch import load_file, save_file
-
-    from svd3d.cameras import model_order
-    from svd3d.outputs import atomic_file
-
     total = data.frames.shape[1]
     if model.info.kind == "orbit" and total != frames:
         raise SVD3DError(f"the orbit dataset has {total} views per object but model.frames is {frames}; match them")
@@ -266,10 +268,6 @@ def _train_vae(
     (train.decoder_steps): only the decoder, the encoder frozen, so every latent the UNet is trained on stays
     exactly as it was: for a VAE trained on other images (tiny-orbit's, from tiny-video, never saw white
     backgrounds and reconstructs orbit views at 14 dB)."""
-    from tqdm.auto import tqdm
-
-    from svd3d.core.vae import decoder_takes_frames, latent_factor
-
     t, m = recipe.train, recipe.model
     steps, phase = (t.decoder_steps, 2) if decoder_only else (t.vae_steps, 1)
     clip_frames = min(data.frames.shape[1], t.vae_frames)
@@ -337,10 +335,6 @@ def train(
 
     stop_after: train at most this many steps in this call (then save and return) — for time-boxed sessions; 0
     runs only the phases not yet done (the decoder phase), then saves and exports."""
-    from tqdm.auto import tqdm
-
-    from svd3d.train.models import initial_model
-
     started = time.perf_counter()
 
     # 1. the recipe, the run folder, the processes
@@ -348,7 +342,7 @@ def train(
     run = Path(out)
     outputs.check_resumable(run, "train")  # new, empty, or an svd3d training run (resumed)
     t, o, n, m = recipe.train, recipe.optim, recipe.noise, recipe.model
-    accelerator = _accelerator(t.precision, device, t.grad_accum)
+    accelerator = _accelerator(t.precision, device)
     is_main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     per_rank = _share(t.batch, world)
     if per_rank % t.grad_accum:
@@ -516,8 +510,6 @@ def train(
 
 def _export(model: SVDModel, unet, ema: dict | None, folder: Path) -> None:
     """Export the EMA weights (or the raw ones) as a diffusers folder, leaving the training UNet untouched."""
-    import copy
-
     export_unet = copy.deepcopy(unet).eval().requires_grad_(False)
     if ema is not None:
         current = export_unet.state_dict()
@@ -582,9 +574,6 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def _write_run(run: Path, recipe: Recipe, step: int, seconds: float, rate: float, world: int, device: str) -> None:
-    from svd3d.media import write_json
-    from svd3d.runinfo import command_line, versions
-
     write_json(run / "run.json", {"job": "train", "command": command_line(), "recipe": recipe.to_dict(),
                                   "step": step, "seconds_this_call": round(seconds, 2),
                                   "steps_per_second": round(rate, 4), "processes": world, "device": device,

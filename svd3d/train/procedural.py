@@ -8,8 +8,9 @@ A tiny orbit model learns what it can see, so the objects are built to be easy t
   upwards: stacking), overlapping it by a fraction of both parts' depth along the line between their centres, so
   the object is one connected-looking thing;
 - asymmetry: parts sit off-centre and turn freely, colour patterns are laid out in each part's own frame before
-  it turns, at least one part is patterned (a lone part with stripes or checker), and two-tone cuts and stripes lean at least MIN_TILT_DEG from the
-  horizontal (never rings about the vertical), so turning the object is always visible;
+  it turns, at least one part is patterned (a lone part with stripes or checker), and two-tone cuts and stripes
+  lean at least MIN_TILT_DEG from the horizontal (never rings about the vertical), so turning the object is always
+  visible;
 - colour: per-part flat colour, two-tone (split by a random plane), stripes or (3-D) checker, from a palette of
   strong, distinct colours (no two parts share one), as face colours (svd3d.render shades them like any face
   coloured mesh). Faces are first cut along the pattern's planes, so pattern edges are exact straight cuts, crisp
@@ -26,19 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
-from svd3d.train.data import (
-    DEFAULT_ELEVATION_RANGE,
-    DEFAULT_ORBITS,
-    OrbitData,
-    OrbitKind,
-    OrbitSettings,
-    _OrbitBuffer,
-    check_dataset_output,
-    object_rng,
-    render_object_orbits,
-    whole_number,
-)
+from svd3d.train.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
+from svd3d.train.meshes import object_rng, render_object_orbits
 
 if TYPE_CHECKING:
     import trimesh
@@ -234,26 +226,22 @@ def procedural_orbit_dataset(
     count: int,
     out: str | Path | None = None,
     *,
-    size: int = 64,
-    frames: int = 21,
-    orbits: tuple[OrbitKind, ...] = DEFAULT_ORBITS,
-    elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE,
+    settings: RenderOrbitSettings | None = None,
     seed: int = 0,
-    supersample: int = 3,
 ) -> OrbitData:
-    """`count` procedural objects rendered along seeded orbits (as `render_orbit_dataset` renders meshes: one
-    sample per orbit kind, named "proc-000042#static"), saved to `out` unless it is None. Object i is made and
-    rendered from a generator seeded by (seed, i), so any object can be remade alone."""
-    from tqdm import tqdm
-
+    """`count` procedural objects rendered along seeded orbits (`settings`, default RenderOrbitSettings(); as
+    `render_orbit_dataset` renders meshes: one sample per orbit kind, named "proc-000042#static"), saved to `out`
+    unless it is None. Object i is made and rendered from a generator seeded by (seed, i), so any object can be
+    remade alone."""
     # 1. check inputs
     count = whole_number("count", count, 1, unit="objects")
-    settings = OrbitSettings(size, frames, orbits, elevation_range, supersample).check()
+    settings = (settings or RenderOrbitSettings()).check()
     if out is not None:
         check_dataset_output(Path(out))
-    log.info("rendering %d procedural objects: %s orbits of %d views at %d px", count, "+".join(orbits), frames, size)
+    log.info("rendering %d procedural objects: %s orbits of %d views at %d px", count, "+".join(settings.orbits),
+             settings.frames, settings.size)  # fmt: skip
     # 2. make and render each object
-    buffer = _OrbitBuffer(count, settings)
+    buffer = OrbitBuffer(count, settings)
     for i in tqdm(range(count), desc="objects", disable=None):
         rng = object_rng(seed, i)
         buffer.add(f"proc-{i:06d}", render_object_orbits(random_object(rng), rng, settings))

@@ -70,6 +70,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
     import tomli as tomllib
 
 from svd3d.errors import SVD3DError
+from svd3d.train.data import ClipData, OrbitData
 
 
 @dataclass(frozen=True)
@@ -319,8 +320,6 @@ def data_folder(recipe: Recipe) -> Path | None:
 def check_data(recipe: Recipe) -> None:
     """Check a recipe's dataset folder before a run writes anything: it exists, is a dataset of the model's kind
     (its manifest and array shapes; the arrays are memory-mapped, not read) and leaves objects to train on."""
-    from svd3d.train.data import ClipData, OrbitData
-
     folder = data_folder(recipe)
     if folder is None:
         return

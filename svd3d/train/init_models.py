@@ -11,9 +11,12 @@ import torch
 
 from svd3d.core.embeddings import sinusoidal_embedding
 from svd3d.errors import SVD3DError
+from svd3d.models import load_model
 from svd3d.models.bundle import SVDModel
 from svd3d.models.info import RELEASED, ModelInfo
 from svd3d.models.sgm_config import CLIPArch, UNetArch
+from svd3d.models.tiny import build_model
+from svd3d.models.unet import PerFrameUNet
 from svd3d.train.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,6 @@ def recipe_info(recipe: Recipe, base: ModelInfo | None = None) -> ModelInfo:
 
 def scratch_model(recipe: Recipe) -> SVDModel:
     """A new float32 model with the real classes, seeded by train.seed, sized by [model.arch]."""
-    from svd3d.models.tiny import build_model
-
     a = recipe.model.arch
     levels = len(a.unet_mult)
     bad = [level for level in a.attention_levels if not 0 <= level < levels]
@@ -80,8 +81,6 @@ def orbit_from_video(model: SVDModel, info: ModelInfo, video_values: dict[str, f
     the cond_aug columns move to their new place, the camera columns start at zero, and what the dropped fps and
     motion columns added at `video_values` (default: the model's own fps - 1 and motion bucket) is folded into the
     bias. So the new model equals the video model run at those values until training moves the camera weights."""
-    from svd3d.models.unet import PerFrameUNet
-
     old = model.unet
     if model.info.kind != "video":
         raise SVD3DError(f"{model.source} is a {model.info.kind} model; an orbit model starts from a video model")
@@ -127,8 +126,6 @@ def _columns(fields) -> dict[str, tuple[int, int]]:
 
 def initial_model(recipe: Recipe) -> SVDModel:
     """The float32 model a recipe's run starts from (before any checkpoint is restored)."""
-    from svd3d.models import load_model
-
     m = recipe.model
     if m.init == "scratch":
         return scratch_model(recipe)
