@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from svd3d.train.loop import train
+from svd3d.training.loop import train
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

@@ -57,7 +57,7 @@ LIMITS = {
 def newest_state(run: Path) -> dict:
     """The newest checkpoint's state.json. Checkpoints written before svd3d recorded compute in them (tiny-video's)
     get it from the loss log, whose `seconds` counts the same thing: every call's time, data and VAE phase included."""
-    from svd3d.train.checkpoint import list_checkpoints
+    from svd3d.training.checkpoint import list_checkpoints
 
     checkpoints = list_checkpoints(run)
     if not checkpoints:
@@ -75,9 +75,9 @@ def newest_state(run: Path) -> dict:
 def training_card(run: Path, model, state: dict, started_from: str | None) -> str:
     """The card `svd3d train` writes, made again from the newest checkpoint (its step, compute and loss);
     `started_from` names the start model where the recipe's init was a path of this machine."""
-    from svd3d.train.data import load_dataset
-    from svd3d.train.loop import model_card
-    from svd3d.train.recipe import recipe_from_dict
+    from svd3d.training.data import load_dataset
+    from svd3d.training.loop import model_card
+    from svd3d.training.recipe import recipe_from_dict
 
     recipe = recipe_from_dict(state["recipe"])
     if started_from:
@@ -165,7 +165,7 @@ def parse_info(item: str) -> tuple[str, object]:
     from dataclasses import fields
 
     from svd3d.models.info import ModelInfo
-    from svd3d.train.recipe import parse_override
+    from svd3d.training.recipe import parse_override
 
     key, value = parse_override(item)
     known = [f.name for f in fields(ModelInfo)]

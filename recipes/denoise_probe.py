@@ -29,8 +29,8 @@ from svd3d.core.vectors import orbit_vector
 from svd3d.image_metrics import psnr
 from svd3d.models import load_model
 from svd3d.pipelines.common import decoded_to_frames, unet_network
-from svd3d.train.data import OrbitData
-from svd3d.train.loop import frames_tensor
+from svd3d.training.data import OrbitData
+from svd3d.training.loop import frames_tensor
 
 SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0, 80.0)
 

@@ -37,14 +37,14 @@ from svd3d.pipelines.video import VideoResult, generate_video
 from svd3d.recon.export import export_mesh
 from svd3d.recon.pipeline import ReconResult, check_recon_options, reconstruct
 from svd3d.render import load_mesh, render_to_folder
-from svd3d.train.clips import synthetic_clips
-from svd3d.train.data import ClipData, OrbitData, RenderOrbitSettings, check_dataset_output, load_dataset
-from svd3d.train.meshes import render_orbit_dataset
-from svd3d.train.procedural import procedural_orbit_dataset
-from svd3d.train.videos import load_video_folder
-from svd3d.train.loop import TrainResult
-from svd3d.train.loop import train as _train
-from svd3d.train.recipe import Recipe, parse_override
+from svd3d.training.clips import synthetic_clips
+from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings, check_dataset_output, load_dataset
+from svd3d.training.loop import TrainResult
+from svd3d.training.loop import train as _train
+from svd3d.training.meshes import render_orbit_dataset
+from svd3d.training.procedural import procedural_orbit_dataset
+from svd3d.training.recipe import Recipe, parse_override
+from svd3d.training.videos import load_video_folder
 
 __all__ = [
     "generate_video", "generate_orbit", "generate_asset", "reconstruct", "reconstruct_into", "render_orbit",

@@ -75,8 +75,11 @@ def test_render_evaluate_and_export(tmp_path):
     assert files == [tmp_path / "box.glb"]
     placed = trimesh.load(files[0], force="mesh")
     assert np.isclose(placed.extents[1], 2.0, atol=1e-4)  # the asset is 2 m tall: +Y is up in glTF
-    scores = svd3d.evaluate_mesh(source, box, samples=2000, resolution=16)
-    assert scores.chamfer < 1e-3 and scores.volume_iou > 0.95
+    same = svd3d.evaluate_mesh(source, box, same_frame=True, samples=20000, resolution=16)
+    wider = svd3d.evaluate_mesh(source, box.copy().apply_scale([1.3, 1, 1]), same_frame=True, samples=20000,
+                                resolution=16)  # fmt: skip
+    assert same.volume_iou == 1.0 and wider.volume_iou < 0.8  # the file and the mesh in memory are the same box
+    assert same.chamfer < wider.chamfer / 3 and same.normal_consistency > 0.95
 
 
 def test_argument_checks_name_the_fix(tmp_path):

@@ -58,8 +58,8 @@ def test_bundled_models_are_small_float16_and_carry_a_model_card():
 @pytest.fixture(scope="module")
 def unseen_objects():
     """Procedural objects from a seed no training run uses (tiny-orbit trained on seed 1), on static orbits."""
-    from svd3d.train.data import RenderOrbitSettings
-    from svd3d.train.procedural import procedural_orbit_dataset
+    from svd3d.training.data import RenderOrbitSettings
+    from svd3d.training.procedural import procedural_orbit_dataset
 
     return procedural_orbit_dataset(4, settings=RenderOrbitSettings(orbits=("static",)), seed=777)
 
@@ -89,7 +89,7 @@ def test_tiny_orbit_clearly_beats_the_baselines_on_64_unseen_samples():
     objects from a seed no run uses (32 objects, static and dynamic orbits): novel-view PSNR more than 1 dB above
     both trivial baselines, SSIM above both, mask IoU above repeat-input. About 3 minutes on 2 cores."""
     from svd3d.eval.orbit import evaluate_orbit
-    from svd3d.train.procedural import procedural_orbit_dataset
+    from svd3d.training.procedural import procedural_orbit_dataset
 
     result = evaluate_orbit(None, procedural_orbit_dataset(32, seed=777), progress=False)
     model, repeat, mean = (result.mean[m] for m in ("model", "repeat-input", "mean-image"))
@@ -103,7 +103,7 @@ def test_tiny_video_starts_at_its_input_and_follows_the_motion_bucket():
 
     from svd3d.image_metrics import psnr
     from svd3d.pipelines.video import generate_video
-    from svd3d.train.data import motion_bucket
+    from svd3d.training.data import motion_bucket
 
     image = Image.open(ASSETS.parents[0] / "examples" / "shapes_a.png")
     made = {}

@@ -23,7 +23,7 @@ def test_recipes_load_without_tomllib(monkeypatch, tmp_path):
     """Python 3.10 has no tomllib: svd3d reads recipes with tomli there (a dependency on 3.10). Simulated here by
     hiding tomllib, so the fallback import really runs and parses a recipe."""
     pytest.importorskip("tomli", reason="tomli is in the dev extra: pip install -e '.[dev]'")
-    import svd3d.train.recipe as recipe
+    import svd3d.training.recipe as recipe
 
     monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` raises ModuleNotFoundError
     try:

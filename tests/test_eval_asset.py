@@ -16,8 +16,8 @@ from svd3d.eval.asset import LABELS, METHODS, evaluate_asset, held_out_object
 
 
 def test_held_out_object_is_the_datasets_sample():
-    from svd3d.train.data import RenderOrbitSettings
-    from svd3d.train.procedural import procedural_orbit_dataset
+    from svd3d.training.data import RenderOrbitSettings
+    from svd3d.training.procedural import procedural_orbit_dataset
 
     data = procedural_orbit_dataset(2, settings=RenderOrbitSettings(size=32, frames=5), seed=777)
     for orbit, k in (("static", 0), ("dynamic", 1)):

@@ -13,7 +13,7 @@ from svd3d.cli import main
 from svd3d.errors import SVD3DError
 from svd3d.eval.orbit import METHODS, evaluate_orbit, model_generator
 from svd3d.image_metrics import psnr, ssim
-from svd3d.train.data import ClipData, OrbitData
+from svd3d.training.data import ClipData, OrbitData
 
 SIDE, T, N = 32, 5, 2
 SQUARE = 8  # side of each object's square, in pixels

@@ -13,7 +13,7 @@ from svd3d.cli import main
 from svd3d.errors import SVD3DError
 from svd3d.eval.video import evaluate_video
 from svd3d.image_metrics import psnr
-from svd3d.train.data import ClipData, motion_bucket
+from svd3d.training.data import ClipData, motion_bucket
 
 SIDE, T = 32, 4
 

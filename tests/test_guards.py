@@ -284,7 +284,7 @@ def test_sizes_far_from_training_are_warned_about(caplog):
 
 
 def test_the_dataset_message_names_a_command_that_exists(tmp_path):
-    from svd3d.train.data import load_dataset
+    from svd3d.training.data import load_dataset
 
     with pytest.raises(SVD3DError) as err:
         load_dataset(tmp_path / "nope")
@@ -301,9 +301,9 @@ def test_a_run_with_a_missing_dataset_writes_nothing(tmp_path):
 
 
 def test_an_existing_run_folder_gets_no_recipe_json_on_bad_input(tmp_path):
-    from svd3d.train.data import RenderOrbitSettings
-    from svd3d.train.loop import train
-    from svd3d.train.procedural import procedural_orbit_dataset
+    from svd3d.training.data import RenderOrbitSettings
+    from svd3d.training.loop import train
+    from svd3d.training.procedural import procedural_orbit_dataset
 
     data = tmp_path / "orbits"
     procedural_orbit_dataset(2, data, settings=RenderOrbitSettings(size=32, frames=5, orbits=("static",)), seed=0)

@@ -1,4 +1,4 @@
-"""svd3d.train: recipes, the objective, video -> orbit conversion, every recipe smoke-trained, exact resume after a
+"""svd3d.training: recipes, the objective, video -> orbit conversion, every recipe smoke-trained, exact resume after a
 kill, and 2 processes against 1."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.denoiser import vpred_scalings
 from svd3d.errors import SVD3DError
-from svd3d.train.loop import lr_factor, train
-from svd3d.train.objective import diffusion_loss, drop_conditioning, loss_weight
-from svd3d.train.recipe import load_recipe, parse_override
+from svd3d.training.loop import lr_factor, train
+from svd3d.training.objective import diffusion_loss, drop_conditioning, loss_weight
+from svd3d.training.recipe import load_recipe, parse_override
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEBUG = RECIPES / "debug.toml"
@@ -113,7 +113,7 @@ def test_video_model_becomes_an_orbit_model_that_starts_where_it_was():
 
     from svd3d.models.info import RELEASED
     from svd3d.models.tiny import tiny_random_model
-    from svd3d.train.init_models import orbit_from_video
+    from svd3d.training.init_models import orbit_from_video
 
     video = tiny_random_model("video")
     orbit = orbit_from_video(video, replace(RELEASED["sv3d_p"], num_frames=8, decoder="temporal"))
@@ -167,8 +167,8 @@ def test_debug_recipe_trains_and_its_model_makes_orbits(debug_run, tmp_path):
 
 
 def _small_dataset(folder: Path) -> Path:
-    from svd3d.train.data import RenderOrbitSettings
-    from svd3d.train.procedural import procedural_orbit_dataset
+    from svd3d.training.data import RenderOrbitSettings
+    from svd3d.training.procedural import procedural_orbit_dataset
 
     procedural_orbit_dataset(3, folder, settings=RenderOrbitSettings(size=32, frames=5, orbits=("static",)), seed=3)
     return folder
@@ -223,8 +223,8 @@ def test_encoded_latents_are_cached_for_a_resume_and_keyed_by_encoder_and_data(t
 
     from svd3d.cameras import model_order
     from svd3d.models import load_model
-    from svd3d.train.data import load_dataset
-    from svd3d.train.loop import _encoding_key
+    from svd3d.training.data import load_dataset
+    from svd3d.training.loop import _encoding_key
 
     run = tmp_path / "run"
     train(DEBUG, run, overrides={**FAST, "train.steps": 2}, progress=False)
@@ -237,7 +237,7 @@ def test_encoded_latents_are_cached_for_a_resume_and_keyed_by_encoder_and_data(t
         *(run / "model").glob("*/*.safetensors"),
     ):
         assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written  # not safetensors' 0600
-    with caplog.at_level(logging.INFO, logger="svd3d.train.loop"):
+    with caplog.at_level(logging.INFO, logger="svd3d.training.loop"):
         train(DEBUG, run, overrides={**FAST, "train.steps": 4}, progress=False)
     assert f"encoded latents and CLIP embeds from {cached}" in caplog.text
     assert list((run / "cache").iterdir()) == [cached]
@@ -313,7 +313,7 @@ def test_two_processes_follow_one(tmp_path):
     assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
     assert np.allclose(losses[0], losses[1], rtol=0.02), losses
     # the first update, entry by entry: with averaged gradients nearly every entry steps the same way
-    from svd3d.train.init_models import initial_model
+    from svd3d.training.init_models import initial_model
 
     start = initial_model(load_recipe(DEBUG, {"train.vae_steps": 0})).unet.state_dict()
     a, b = _weights(runs[0], 1), _weights(runs[1], 1)
@@ -344,7 +344,7 @@ def test_decoder_phase_tunes_only_the_decoder_and_runs_once(tmp_path):
     the UNet stay exactly as they were, the checkpoint and the exported model carry the new VAE, and resuming
     again does not repeat the phase."""
     from svd3d.models import load_model
-    from svd3d.train.loop import ENCODER_PREFIXES
+    from svd3d.training.loop import ENCODER_PREFIXES
 
     shrink = {"model.init": "random-tiny-video", "data.count": 3, "data.held_out": 1, "model.frames": 5,
               "model.size": 32, "train.batch": 2, "train.steps": 2, "train.save_every": 2,

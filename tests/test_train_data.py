@@ -1,4 +1,4 @@
-"""svd3d.train datasets: the on-disk contract (round trip, memory maps, manifest checks), procedural objects and
+"""svd3d.training datasets: the on-disk contract (round trip, memory maps, manifest checks), procedural objects and
 orbits, rendering mesh folders, synthetic clips and their motion buckets, the video folder loader, `svd3d data`,
 every bad input."""
 
@@ -17,11 +17,11 @@ from PIL import Image
 from svd3d.cli import main
 from svd3d.errors import SVD3DError
 from svd3d.render import render_views
-from svd3d.train.clips import FPS_CHOICES, random_scene, render_scene, synthetic_clips
-from svd3d.train.data import ClipData, OrbitData, RenderOrbitSettings, load_dataset, motion_bucket
-from svd3d.train.meshes import render_object_orbits, render_orbit_dataset
-from svd3d.train.procedural import procedural_orbit_dataset, random_object
-from svd3d.train.videos import DEFAULT_FOLDER_FPS, load_video_folder
+from svd3d.training.clips import FPS_CHOICES, random_scene, render_scene, synthetic_clips
+from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings, load_dataset, motion_bucket
+from svd3d.training.meshes import render_object_orbits, render_orbit_dataset
+from svd3d.training.procedural import procedural_orbit_dataset, random_object
+from svd3d.training.videos import DEFAULT_FOLDER_FPS, load_video_folder
 
 
 def orbit_data(n=4, t=3, size=8, objects=None, seed=0) -> OrbitData:
@@ -405,7 +405,7 @@ def test_svd3d_data_builds_every_kind(tmp_path, mesh_folder, video_folder):
                                                           "sub/ball#dynamic"]  # fmt: skip
     result = _data("videos", video_folder, "--size", 16, "--frames", 7, "-o", tmp_path / "video_ds")
     assert result.exit_code == 0, result.output
-    assert ClipData.load(tmp_path / "video_ds").source["generator"] == "svd3d.train.videos.load_video_folder"
+    assert ClipData.load(tmp_path / "video_ds").source["generator"] == "svd3d.training.videos.load_video_folder"
 
 
 def test_svd3d_data_errors(tmp_path):

@@ -55,8 +55,8 @@ SHAPES = {"a": 5, "b": 8}  # name -> scene index under EXAMPLE_SEED, chosen amon
 def toy(index: int, size: int = 512, elevation: float = 10.0) -> Image.Image:
     """Procedural object `index` (seed EXAMPLE_SEED), seen from `elevation` degrees, RGBA on transparency."""
     from svd3d.render import render_views
-    from svd3d.train.data import object_rng
-    from svd3d.train.procedural import random_object
+    from svd3d.training.data import object_rng
+    from svd3d.training.procedural import random_object
 
     mesh = random_object(object_rng(EXAMPLE_SEED, index))
     rgba = render_views(mesh, [elevation], [0.0], size, light="headlight").rgba[0]
@@ -65,7 +65,7 @@ def toy(index: int, size: int = 512, elevation: float = 10.0) -> Image.Image:
 
 def shapes(index: int, size: int = 512) -> Image.Image:
     """The middle frame of synthetic scene `index` (seed EXAMPLE_SEED) at `size` px."""
-    from svd3d.train.clips import random_scene, render_scene
+    from svd3d.training.clips import random_scene, render_scene
 
     scene = random_scene(np.random.default_rng([EXAMPLE_SEED, index]), size)
     return Image.fromarray(render_scene(scene, frames=1, fps=8.0)[0])

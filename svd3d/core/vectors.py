@@ -1,6 +1,6 @@
 """The per-frame conditioning vector: the raw scalar values the UNet embeds (each with its own sinusoid width,
 svd3d.models.unet), one row per frame, its columns named by the UNet's vector fields. Written once here for
-generation (svd3d.pipelines) and training (svd3d.train.loop).
+generation (svd3d.pipelines) and training (svd3d.training.loop).
 
     video models (SVD / SVD-XT)   fps_id = fps - 1, motion_bucket_id, cond_aug: the same for every frame of a clip
     orbit models (SV3D_u / _p)    cond_aug for every frame; SV3D_p adds per frame polars_rad = radians(90 -

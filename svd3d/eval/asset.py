@@ -71,9 +71,9 @@ def held_out_object(seed: int, index: int, size: int, views: int, orbit: OrbitKi
     orbit, and its `orbit` sample (module docstring)."""
     import trimesh
 
-    from svd3d.train.data import DEFAULT_ORBITS, RenderOrbitSettings
-    from svd3d.train.meshes import object_rng, render_object_orbits
-    from svd3d.train.procedural import random_object
+    from svd3d.training.data import DEFAULT_ORBITS, RenderOrbitSettings
+    from svd3d.training.meshes import object_rng, render_object_orbits
+    from svd3d.training.procedural import random_object
 
     rng = object_rng(seed, index)
     mesh = random_object(rng)

@@ -47,7 +47,7 @@ from svd3d.models import SVDModel, load_model
 from svd3d.models.registry import default_model
 from svd3d.pipelines.common import check_positive
 from svd3d.pipelines.orbit import generate_orbit
-from svd3d.train.data import OrbitData
+from svd3d.training.data import OrbitData
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ Protocol, stated once:
 - Baselines: `repeat-input` (a still clip of frame 0: the hard floor for slow clips) and `mean-image` (the
   per-pixel mean of every scored real frame of every evaluated clip: it peeks at the test set).
 - Start: PSNR of generated frame 0 against the input (SVD generates frame 0 too; it should be the input).
-- Motion control: the motion bucket measured on the generated clip (`svd3d.train.data.motion_bucket`, the measure
+- Motion control: the motion bucket measured on the generated clip (`svd3d.training.data.motion_bucket`, the measure
   the training clips were labelled with, at the dataset's resolution) against the bucket asked for: mean absolute
   error, and the Pearson correlation over clips (1: the model moves as much as it is told to).
 """
@@ -36,7 +36,7 @@ from svd3d.models import SVDModel, load_model
 from svd3d.models.registry import default_model
 from svd3d.pipelines.common import check_positive
 from svd3d.pipelines.video import generate_video
-from svd3d.train.data import ClipData, motion_bucket
+from svd3d.training.data import ClipData, motion_bucket
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from svd3d.core.sampling import initial_latents, karras_sigmas, sample_euler
 from svd3d.core.vae import decode_latents, encode_condition, latent_factor
 from svd3d.devices import device_memory
 from svd3d.errors import SVD3DError
-from svd3d.models import RELEASED_WIDTHS, SVDModel, Widths, load_model, check_kind, model_widths
+from svd3d.models import RELEASED_WIDTHS, SVDModel, Widths, check_kind, load_model, model_widths
 from svd3d.models.attention import use_single_key_cross_attention
 from svd3d.models.registry import DEFAULT_MODELS, default_model
 from svd3d.runinfo import Timer

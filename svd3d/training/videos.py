@@ -1,7 +1,7 @@
-"""Training clips cut from real videos, in the format of svd3d.train.data: video files (MP4, WebM, MOV, MKV, AVI via
+"""Training clips cut from real videos, in the format of svd3d.training.data: video files (MP4, WebM, MOV, MKV, AVI via
 imageio-ffmpeg; GIF / animated WebP via Pillow) and subfolders of numbered PNG / JPEG frames, centre-cropped square,
 area-resized, cut into windows; each window's motion bucket measured from its frames
-(svd3d.train.data.motion_bucket), as for synthetic clips (svd3d.train.clips).
+(svd3d.training.data.motion_bucket), as for synthetic clips (svd3d.training.clips).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from svd3d.errors import SVD3DError
-from svd3d.train.data import MOTION_SCALE, ClipData, motion_bucket, whole_number
+from svd3d.training.data import MOTION_SCALE, ClipData, motion_bucket, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def load_video_folder(folder: str | Path, *, size: int = 64, frames: int = 14, s
     log.info("read %d clips from %s: %d windows of %d frames", len(record), folder, len(windows), frames)
     data = np.stack(windows)
     source = {
-        "generator": "svd3d.train.videos.load_video_folder",
+        "generator": "svd3d.training.videos.load_video_folder",
         "settings": {"size": size, "frames": frames, "stride": stride, "motion_scale": MOTION_SCALE},
         "folder": str(folder),
         "clips": record,

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from svd3d.train.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
-from svd3d.train.meshes import object_rng, render_object_orbits
+from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
+from svd3d.training.meshes import object_rng, render_object_orbits
 
 if TYPE_CHECKING:
     import trimesh
@@ -246,7 +246,7 @@ def procedural_orbit_dataset(
         rng = object_rng(seed, i)
         buffer.add(f"proc-{i:06d}", render_object_orbits(random_object(rng), rng, settings))
     # 3. assemble and save
-    source = {"generator": "svd3d.train.procedural", "settings": settings.record(), "seed": int(seed), "count": count}
+    source = {"generator": "svd3d.training.procedural", "settings": settings.record(), "seed": int(seed), "count": count}
     data = buffer.data(source)
     if out is not None:
         data.save(out)

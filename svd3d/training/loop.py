@@ -12,7 +12,7 @@ Per step (global batch B = processes x grad_accum x micro-batch):
      CLIP embeds the clean first frame (cached);
   3. the per-frame vector (svd3d.core.vectors): cond_aug ‖ polar ‖ azimuth in the model's frame order (orbit
      models), or fps - 1 ‖ motion bucket ‖ cond_aug (video models);
-  4. loss = EDM-weighted v-prediction MSE (svd3d.train.objective), averaged over the global batch; AdamW with
+  4. loss = EDM-weighted v-prediction MSE (svd3d.training.objective), averaged over the global batch; AdamW with
      linear warm-up (and optionally a linear decay to zero at the end), gradient clipping, an EMA of the weights;
   5. every save_every steps: a checkpoint (exact resume) and the EMA model exported as RUN/model.
 
@@ -53,13 +53,13 @@ from svd3d.models.attention import dead_cross_attention_parameters, use_single_k
 from svd3d.models.bundle import SVDModel
 from svd3d.outputs import atomic_file
 from svd3d.runinfo import command_line, versions
-from svd3d.train.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
-from svd3d.train.clips import synthetic_clips
-from svd3d.train.data import ClipData, OrbitData, RenderOrbitSettings
-from svd3d.train.init_models import initial_model
-from svd3d.train.objective import diffusion_loss, draw_noise, drop_conditioning
-from svd3d.train.procedural import procedural_orbit_dataset
-from svd3d.train.recipe import Recipe, check_data, data_folder, load_recipe
+from svd3d.training.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
+from svd3d.training.clips import synthetic_clips
+from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings
+from svd3d.training.init_models import initial_model
+from svd3d.training.objective import diffusion_loss, draw_noise, drop_conditioning
+from svd3d.training.procedural import procedural_orbit_dataset
+from svd3d.training.recipe import Recipe, check_data, data_folder, load_recipe
 
 log = logging.getLogger(__name__)
 

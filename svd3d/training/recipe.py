@@ -16,7 +16,7 @@ A recipe has five sections (every key optional except where noted; defaults belo
     ...
 
     [data]
-    path = "data/orbits"                # an svd3d dataset folder (svd3d.train.data), or
+    path = "data/orbits"                # an svd3d dataset folder (svd3d.training.data), or
     generate = "procedural"             # ... one made on first use into <run>/data: procedural | clips
     count = 512                         # objects / clips to generate
     seed = 0
@@ -70,7 +70,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
     import tomli as tomllib
 
 from svd3d.errors import SVD3DError
-from svd3d.train.data import ClipData, OrbitData
+from svd3d.training.data import ClipData, OrbitData
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from svd3d.models.info import RELEASED, ModelInfo
 from svd3d.models.sgm_config import CLIPArch, UNetArch
 from svd3d.models.tiny import build_model
 from svd3d.models.unet import PerFrameUNet
-from svd3d.train.recipe import Recipe
+from svd3d.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
 

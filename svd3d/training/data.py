@@ -19,8 +19,8 @@ On disk a dataset is a folder, written to a temporary name and renamed into plac
     ...             one .npy per other array (orbit: elevations, azimuths, masks; clip: fps, motion)
 
 The builders, each in its own module, make datasets of this format: orbits rendered from mesh files
-(svd3d.train.meshes) or procedural objects (svd3d.train.procedural), both with `RenderOrbitSettings` into an
-`OrbitBuffer`; synthetic clips (svd3d.train.clips) and windows of real videos (svd3d.train.videos). `svd3d data`
+(svd3d.training.meshes) or procedural objects (svd3d.training.procedural), both with `RenderOrbitSettings` into an
+`OrbitBuffer`; synthetic clips (svd3d.training.clips) and windows of real videos (svd3d.training.videos). `svd3d data`
 (svd3d.cli) runs them.
 
 Motion bucket (SVD's motion conditioning, 0..255): SVD derives it from optical flow; svd3d uses a flow-free proxy
@@ -42,9 +42,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from svd3d import __version__, outputs
+from svd3d import outputs
 from svd3d.errors import SVD3DError
 from svd3d.media import write_json
+from svd3d.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +385,7 @@ class OrbitBuffer:
         self.names: list[str] = []
 
     def add(self, name: str, rendered: dict) -> None:
-        """Object `name`'s rendered orbits (svd3d.train.meshes.render_object_orbits), as samples "name#orbit"."""
+        """Object `name`'s rendered orbits (svd3d.training.meshes.render_object_orbits), as samples "name#orbit"."""
         at = slice(len(self.names), len(self.names) + len(self.orbits))
         for key in ("frames", "masks", "elevations", "azimuths"):
             getattr(self, key)[at] = rendered[key]

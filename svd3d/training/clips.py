@@ -1,5 +1,5 @@
 """Synthetic video clips for training image-to-video models: seeded 2D scenes drawn analytically with numpy, every
-frame at once, in the format of svd3d.train.data (windows of real videos: svd3d.train.videos).
+frame at once, in the format of svd3d.training.data (windows of real videos: svd3d.training.videos).
 
 - background: a two-colour gradient (muted colours) with a soft pattern (stripes, checker, blobs, or none),
   evaluated at canvas coordinates, so the canvas is unbounded; the camera is a square window that pans over it
@@ -12,7 +12,7 @@ frame at once, in the format of svd3d.train.data (windows of real videos: svd3d.
   for the same motion, as in real footage.
 
 Edges are antialiased analytically (coverage from a signed distance in pixels). Each clip's motion bucket is
-measured from its frames (svd3d.train.data.motion_bucket), as for real clips.
+measured from its frames (svd3d.training.data.motion_bucket), as for real clips.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from svd3d.train.data import MOTION_SCALE, ClipData, motion_bucket, whole_number
-from svd3d.train.procedural import PALETTE
+from svd3d.training.data import MOTION_SCALE, ClipData, motion_bucket, whole_number
+from svd3d.training.procedural import PALETTE
 
 FPS_CHOICES = (6, 8, 10, 12)
 SHAPES = ("disc", "box", "triangle", "star")
@@ -220,7 +220,7 @@ def synthetic_clips(count: int, *, size: int = 64, frames: int = 14, seed: int =
         out[i] = render_scene(scene, frames, fps[i])
         motion[i] = motion_bucket(out[i])
     source = {
-        "generator": "svd3d.train.clips.synthetic_clips",
+        "generator": "svd3d.training.clips.synthetic_clips",
         "settings": {"size": size, "frames": frames, "fps_choices": list(FPS_CHOICES), "motion_scale": MOTION_SCALE},
         "seed": int(seed),
         "count": int(count),

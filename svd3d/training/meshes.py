@@ -1,5 +1,5 @@
 """Orbit datasets rendered from meshes: one mesh along seeded orbits (`render_object_orbits`, which procedural
-objects use too) and a folder of mesh files (`render_orbit_dataset`), in the format of svd3d.train.data."""
+objects use too) and a folder of mesh files (`render_orbit_dataset`), in the format of svd3d.training.data."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tqdm import tqdm
 from svd3d.cameras import DynamicOrbit, StaticOrbit
 from svd3d.errors import SVD3DError
 from svd3d.render import MESH_SUFFIXES, load_mesh, render_views
-from svd3d.train.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output
+from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output
 
 if TYPE_CHECKING:
     import trimesh
@@ -142,7 +142,7 @@ def render_orbit_dataset(
         raise SVD3DError(f"none of the {len(paths)} mesh files could be loaded (first: {skipped[0]['error']})")
     # 3. assemble and save
     source = {
-        "generator": "svd3d.train.meshes.render_orbit_dataset",
+        "generator": "svd3d.training.meshes.render_orbit_dataset",
         "settings": settings.record(),
         "seed": int(seed),
         "meshes": str(root) if root is not None else [str(p) for p in paths],
