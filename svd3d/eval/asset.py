@@ -36,8 +36,19 @@ from typing import Literal
 
 import numpy as np
 
-from svd3d.cameras import DEFAULT_FOV_DEG
+from svd3d import media, outputs
+from svd3d.cameras import DEFAULT_FOV_DEG, Intrinsics, orbit_c2w
+from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
+from svd3d.eval.metrics import compare_meshes
+from svd3d.eval.orbit import load_orbit_model, model_generator
+from svd3d.pipelines.common import check_positive
+from svd3d.pipelines.orbit import write_orbit_folder
+from svd3d.recon.mesh import check_faces
+from svd3d.recon.pipeline import reconstruct
+from svd3d.training.data import DEFAULT_ORBITS, RenderOrbitSettings
+from svd3d.training.meshes import object_rng, render_object_orbits
+from svd3d.training.procedural import random_object
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +81,6 @@ def held_out_object(seed: int, index: int, size: int, views: int, orbit: OrbitKi
     """Object `index` of `svd3d train data procedural --seed seed`, rendered at `size` px with `views` views per
     orbit, and its `orbit` sample (module docstring)."""
     import trimesh
-
-    from svd3d.training.data import DEFAULT_ORBITS, RenderOrbitSettings
-    from svd3d.training.meshes import object_rng, render_object_orbits
-    from svd3d.training.procedural import random_object
 
     rng = object_rng(seed, index)
     mesh = random_object(rng)
@@ -206,7 +213,6 @@ class AssetEval:
 
     def write_json(self, path: str | Path) -> None:
         """Write to_dict() to path, atomically; an existing file there must be svd3d's own (svd3d.outputs)."""
-        from svd3d import media, outputs
 
         outputs.check_file_replaceable(Path(path))
         media.write_json(Path(path), {"written_by": "svd3d eval asset", **self.to_dict()})
@@ -234,12 +240,6 @@ def evaluate_asset(
     model's default when None; `faces`: the reconstructions' face budget (at least svd3d.recon.mesh.MIN_FACES).
     """
     from tqdm.auto import tqdm
-
-    from svd3d.devices import resolve_device, resolve_dtype
-    from svd3d.eval.metrics import compare_meshes
-    from svd3d.eval.orbit import load_orbit_model, model_generator
-    from svd3d.pipelines.common import check_positive
-    from svd3d.recon.mesh import check_faces
 
     # 1. check inputs
     check_positive("objects", objects, "--objects")
@@ -317,9 +317,6 @@ def _orbit_folder(folder: Path, obj: HeldOutObject, views: np.ndarray, fov_deg: 
     transforms.json, ...) at `folder`, cameras at the default radius with `fov_deg`."""
     from PIL import Image
 
-    from svd3d.cameras import Intrinsics, orbit_c2w
-    from svd3d.pipelines.orbit import write_orbit_folder
-
     folder.mkdir(parents=True)
     side = views.shape[1]
     intrinsics = Intrinsics.from_fov(side, side, fov_deg)
@@ -330,7 +327,6 @@ def _orbit_folder(folder: Path, obj: HeldOutObject, views: np.ndarray, fov_deg: 
 
 def _reconstruct(views: Path, out: Path, method: str, faces: int, *, seed: int, device: str):
     """`svd3d recon` of the views folder into `out` with vertex colours (scoring needs only the geometry)."""
-    from svd3d.recon.pipeline import reconstruct
 
     recon_method = "field" if method == "field-gt" else method
     result = reconstruct(
