@@ -1,11 +1,12 @@
-"""The one camera convention of svd3d (DESIGN.md), as small pure functions.
+"""The one camera convention of svd3d, as small pure functions.
 
 World: right-handed, +Y up, metres; the object centred at the origin inside [-0.5, 0.5]^3 (glTF's frame).
 An orbit camera at elevation e (degrees above the equator), azimuth a (degrees about +Y) and radius r sits at
 r (cos e sin a, sin e, cos e cos a) and looks at the origin with up near +Y. Azimuth 0 is the input view, on +Z;
 increasing azimuth turns the camera counter-clockwise seen from above, i.e. to its own right.
 Camera-to-world matrices use OpenGL camera axes (+X right, +Y up, looking down -Z), as nerfstudio expects.
-Intrinsics: square pinhole, 33.8 degree field of view, radius 2 (SV3D's training cameras).
+Intrinsics: square pinhole, 33.8 degree field of view, radius 2 (SV3D's training cameras). The ray through a
+pixel is svd3d/geometry/rays.py's (through its centre: u + 0.5, v + 0.5).
 
 Frame order: svd3d numbers views 000 = the input view, then increasing azimuth. A model may order its frames
 differently (SV3D: input view last); ``model_order`` maps between the two.
@@ -22,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from svd3d.errors import SVD3DError
+from svd3d.media import write_json
 
 DEFAULT_FOV_DEG = 33.8
 DEFAULT_RADIUS = 2.0
@@ -205,18 +207,6 @@ def model_order(num_frames: int, frame_order: FrameOrder) -> np.ndarray:
     raise ValueError(f"unknown frame order {frame_order!r}")
 
 
-def pixel_rays(c2w: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 4, 4) OpenGL camera-to-world -> origins (N*H*W, 3) and unit directions (N*H*W, 3) float32 of the rays
-    through the pixel centres (the renderer's convention), view-major then row-major."""
-    u = (np.arange(intr.width) + 0.5 - intr.cx) / intr.fl_x
-    v = -(np.arange(intr.height) + 0.5 - intr.cy) / intr.fl_y
-    cam = np.stack([*np.meshgrid(u, v, indexing="xy"), -np.ones((intr.height, intr.width))], -1).reshape(-1, 3)
-    dirs = np.einsum("nij,pj->npi", c2w[:, :3, :3], cam)  # (N, P, 3)
-    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-    origins = np.broadcast_to(c2w[:, None, :3, 3], dirs.shape)
-    return origins.reshape(-1, 3).astype(np.float32), dirs.reshape(-1, 3).astype(np.float32)
-
-
 # --------------------------------------------------------------------------------------- nerfstudio I/O
 
 
@@ -259,8 +249,6 @@ def transforms_dict(frames: list[CameraFrame], intrinsics: Intrinsics, extra: di
 
 
 def write_transforms(path: Path, frames: list[CameraFrame], intrinsics: Intrinsics, extra: dict | None = None):
-    from svd3d.media import write_json
-
     write_json(Path(path), transforms_dict(frames, intrinsics, extra))
 
 

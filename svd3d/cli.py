@@ -447,7 +447,7 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
 
     def work():
         from svd3d.eval.metrics import compare_meshes
-        from svd3d.render import load_mesh
+        from svd3d.geometry import load_mesh
 
         a, b = (load_mesh(p, normalise=False) for p in (pred, gt))
         return compare_meshes(a, b, normalise_meshes=not same_frame, tau=tau, n=samples, resolution=resolution)

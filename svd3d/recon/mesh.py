@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from svd3d.errors import SVD3DError
+from svd3d.geometry import SRGB_DECODE, encode_srgb, import_open3d, raycasting_scene
 
 if TYPE_CHECKING:
     import trimesh
@@ -144,9 +145,7 @@ def check_faces(faces) -> int:
 def transfer_vertex_colors(source: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """(P, 3) points -> (P, 4) uint8 colours of the nearest surface point of `source` (barycentric blend of its
     triangle's vertex colours, in linear light)."""
-    from svd3d.render import _DECODE, _encode, _open3d, raycasting_scene
-
-    o3d = _open3d()
+    o3d = import_open3d()
     scene = raycasting_scene(source)
     out = scene.compute_closest_points(o3d.core.Tensor(np.asarray(points, np.float32)))
     face = out["primitive_ids"].numpy().astype(np.int64)
@@ -154,9 +153,9 @@ def transfer_vertex_colors(source: trimesh.Trimesh, points: np.ndarray) -> np.nd
     bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1)  # (P, 3)
     colors = np.asarray(source.visual.vertex_colors)  # (V, 4) uint8
     corner = colors[np.asarray(source.faces)[face]]  # (P, 3, 4)
-    rgb = np.einsum("pk,pkc->pc", bary, _DECODE[corner[..., :3]])
+    rgb = np.einsum("pk,pkc->pc", bary, SRGB_DECODE[corner[..., :3]])
     alpha = np.einsum("pk,pk->p", bary, corner[..., 3].astype(np.float64))
-    return np.concatenate([_encode(rgb), np.round(alpha)[:, None].astype(np.uint8)], axis=1)
+    return np.concatenate([encode_srgb(rgb), np.round(alpha)[:, None].astype(np.uint8)], axis=1)
 
 
 def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:

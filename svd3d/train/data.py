@@ -437,7 +437,7 @@ class _OrbitBuffer:
 
 def find_meshes(meshes: str | Path | list) -> list[Path]:
     """A folder (searched recursively for mesh files) or a list of mesh paths -> sorted, checked paths."""
-    from svd3d.render import MESH_SUFFIXES
+    from svd3d.geometry import MESH_SUFFIXES
 
     if isinstance(meshes, str | Path):
         folder = Path(meshes)
@@ -494,7 +494,7 @@ def render_orbit_dataset(
     """
     from tqdm import tqdm
 
-    from svd3d.render import load_mesh
+    from svd3d.geometry import load_mesh
 
     # 1. check inputs
     settings = OrbitSettings(size, frames, orbits, elevation_range, supersample).check()
