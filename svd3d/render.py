@@ -3,7 +3,7 @@
 Used for training datasets, evaluation and previews. Everything follows the camera convention of
 svd3d/cameras.py and the geometry of svd3d/geometry/: `load_mesh` normalises a file into [-0.5, 0.5]^3 (centred,
 never reoriented: glTF is already Y-up), cameras come from `orbit_c2w`, and pixel (u, v) (u right, v down) is the
-ray through ((u + 0.5 - cx) / fl_x, -(v + 0.5 - cy) / fl_y, -1) in OpenGL camera axes (svd3d/geometry/rays.py).
+ray through ((u + 0.5 - cx) / fl_x, -(v + 0.5 - cy) / fl_y, -1) in OpenGL camera axes (`pixel_grid`).
 
 Choices, stated once:
 
@@ -38,7 +38,17 @@ from typing import Literal
 import numpy as np
 
 from svd3d import outputs
-from svd3d.cameras import DEFAULT_FOV_DEG, DEFAULT_RADIUS, CameraFrame, Intrinsics, orbit_c2w, write_transforms
+from svd3d.cameras import (
+    DEFAULT_FOV_DEG,
+    DEFAULT_RADIUS,
+    CameraFrame,
+    Intrinsics,
+    grid_rays,
+    orbit_c2w,
+    pixel_grid,
+    subpixel_rays,
+    write_transforms,
+)
 from svd3d.errors import SVD3DError
 from svd3d.geometry import (
     FitTo,
@@ -46,14 +56,11 @@ from svd3d.geometry import (
     corner_normals,
     edge_pixels,
     encode_srgb,
-    grid_rays,
     import_open3d,
     interpolate_corners,
     load_mesh,
     mesh_surface,
-    pixel_grid,
     raycasting_scene,
-    subpixel_rays,
 )
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,6 @@
-"""svd3d.geometry: the one pixel-ray convention (both ray forms, bit for bit), marching cubes' one winding rule,
-grid shapes, sRGB round trips; svd3d.recon.views.downscale_views (masks with their intrinsics)."""
+"""svd3d.geometry and its neighbours: the one pixel-ray convention (svd3d.cameras: both ray forms, bit for bit),
+marching cubes' one winding rule, grid shapes, sRGB round trips; svd3d.recon.views.downscale_views (masks with
+their intrinsics)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from svd3d.cameras import Intrinsics, orbit_c2w
-from svd3d.geometry import (
-    SRGB_DECODE,
-    encode_srgb,
-    grid_rays,
-    grid_shape,
-    marching_cubes,
-    pixel_grid,
-    pixel_rays,
-    srgb_to_linear,
-    subpixel_rays,
-)
+from svd3d.cameras import Intrinsics, grid_rays, orbit_c2w, pixel_grid, pixel_rays, subpixel_rays
+from svd3d.geometry import SRGB_DECODE, encode_srgb, grid_shape, marching_cubes, srgb_to_linear
 from svd3d.recon.views import downscale_views
 
 INTRINSICS = [Intrinsics.from_fov(64, 64), Intrinsics.from_fov(37, 23, 40.0), Intrinsics(20, 14, 17.0, 16.5, 9.3, 7.1)]

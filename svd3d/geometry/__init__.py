@@ -3,27 +3,17 @@
     mesh.py     load_mesh, MESH_SUFFIXES: mesh files -> one trimesh in svd3d's world (glTF vertex colours kept)
     colour.py   srgb_to_linear, linear_to_srgb, SRGB_DECODE, encode_srgb: sRGB <-> linear light
     surface.py  mesh_surface, albedo, sample_texture: what colours a surface point; corner_normals (crease rule)
-    rays.py     pixel_grid, grid_rays, subpixel_rays, pixel_rays: the one pixel-ray convention; raycasting_scene,
-                import_open3d: Embree ray casting; edge_pixels: silhouettes, occlusions and creases in a ray cast
+    rays.py     raycasting_scene, import_open3d: Embree ray casting (rays from svd3d.cameras.pixel_grid and its
+                ray builders); edge_pixels: silhouettes, occlusions and creases in what a ray cast sees
     volume.py   grid_shape, marching_cubes: grids over a box and their iso-surfaces (one winding rule)
 
-It imports nothing of svd3d but errors.py: cameras, rendering and reconstruction build on it. Heavy libraries
+It imports nothing of svd3d but errors.py: rendering, reconstruction and evaluation build on it. Heavy libraries
 (trimesh, open3d, scikit-image) load on first use. Import the names from here (``from svd3d.geometry import ...``).
 """
 
 from svd3d.geometry.colour import SRGB_DECODE, encode_srgb, linear_to_srgb, srgb_to_linear, unit_rgb
 from svd3d.geometry.mesh import MESH_SUFFIXES, FitTo, load_mesh
-from svd3d.geometry.rays import (
-    EDGE_DEPTH_JUMP,
-    Pinhole,
-    edge_pixels,
-    grid_rays,
-    import_open3d,
-    pixel_grid,
-    pixel_rays,
-    raycasting_scene,
-    subpixel_rays,
-)
+from svd3d.geometry.rays import EDGE_DEPTH_JUMP, edge_pixels, import_open3d, raycasting_scene
 from svd3d.geometry.surface import (
     CREASE_DEG,
     DEFAULT_GREY,
@@ -43,13 +33,11 @@ __all__ = [
     "MESH_SUFFIXES",
     "SRGB_DECODE",
     "FitTo",
-    "Pinhole",
     "Surface",
     "albedo",
     "corner_normals",
     "edge_pixels",
     "encode_srgb",
-    "grid_rays",
     "grid_shape",
     "import_open3d",
     "interpolate_corners",
@@ -57,11 +45,8 @@ __all__ = [
     "load_mesh",
     "marching_cubes",
     "mesh_surface",
-    "pixel_grid",
-    "pixel_rays",
     "raycasting_scene",
     "sample_texture",
     "srgb_to_linear",
-    "subpixel_rays",
     "unit_rgb",
 ]

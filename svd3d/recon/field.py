@@ -45,9 +45,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from svd3d.cameras import Intrinsics
+from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
-from svd3d.geometry import grid_shape, import_open3d, pixel_rays, raycasting_scene
+from svd3d.geometry import grid_shape, import_open3d, raycasting_scene
 from svd3d.recon.align import align_to_renders, warp_views
 from svd3d.recon.hull import HullGrid
 from svd3d.recon.views import ViewSet, downscale_views

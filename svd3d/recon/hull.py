@@ -4,7 +4,7 @@ The baseline of the reconstruction stage and the check that cameras are right: w
 silhouettes reproduce the masks; with wrong ones (say, azimuths mirrored) views disagree and carve each other
 away. Cameras follow svd3d/cameras.py: OpenGL camera-to-world matrices, and a world point at camera-space
 (x, y, z), z < 0, lands in pixel (floor(cx + fl_x x / -z), floor(cy - fl_y y / -z)), the pixel whose centre ray
-svd3d/geometry/rays.py casts as ((u + 0.5 - cx) / fl_x, -(v + 0.5 - cy) / fl_y, -1).
+svd3d.cameras.pixel_grid gives as ((u + 0.5 - cx) / fl_x, -(v + 0.5 - cy) / fl_y, -1).
 
 Points that project outside an image (or lie behind its camera) are "unknown" to that view by default: a view
 carves only what it sees, so an object cut by one frame's border is not cut in 3D. A voxel that no view sees at
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from svd3d.cameras import Intrinsics
+from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
-from svd3d.geometry import import_open3d, marching_cubes, pixel_rays, raycasting_scene
+from svd3d.geometry import import_open3d, marching_cubes, raycasting_scene
 from svd3d.render import render_silhouettes
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """UV unwrapping (xatlas) and colour baking from posed views into a texture atlas or into vertex colours.
 
-Conventions (svd3d/geometry/'s, reused):
+Conventions (svd3d/cameras.py's and svd3d/geometry/'s, reused):
 - UVs follow trimesh: v = 0 at the bottom row of the image. Texel (column x, row y) of an S x S texture has its
   centre at uv ((x + 0.5) / S, 1 - (y + 0.5) / S).
 - A world point at camera-space (x, y, z), z < 0, lands at pixel coordinates (cx + fl_x x / -z, cy - fl_y y / -z);
@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svd3d.cameras import grid_rays, pixel_grid
 from svd3d.errors import SVD3DError
 from svd3d.geometry import (
     SRGB_DECODE,
     corner_normals,
     edge_pixels,
     encode_srgb,
-    grid_rays,
     import_open3d,
-    pixel_grid,
     raycasting_scene,
 )
 
