@@ -1,7 +1,7 @@
 """Mesh post-processing after any reconstruction: clean up, then decimate to a triangle budget.
 
 Both take and return a trimesh.Trimesh in svd3d's world frame (+Y up, metres, object inside [-0.5, 0.5]^3) and
-keep vertex colours. Texture coordinates do not survive decimation (REFERENCE §7): decimate first, then
+keep vertex colours. Texture coordinates do not survive decimation: decimate first, then
 `svd3d.recon.texture.unwrap` and bake. A textured input is turned into vertex colours (sampled at its vertices)
 before decimation.
 """
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FACE_PRESETS = {"mobile": 5000, "default": 20000, "hero": 50000}  # triangles; see REFERENCE §7 budgets
+FACE_PRESETS = {"mobile": 5000, "default": 20000, "hero": 50000}  # triangle budgets by target
 MIN_FACES = 4  # a tetrahedron: the smallest closed surface
 
 
