@@ -17,9 +17,9 @@ Baking, per surface sample (a texel's or a vertex's 3D point, with a crease-awar
    to 1 over the next `EDGE_RAMP_PX` pixels.
 Colours are blended in linear light (sRGB decoded, averaged, re-encoded: svd3d.geometry.colour), as svd3d.render
 shades. Samples with little total weight (unseen, or seen only at grazing angles) lean on their nearest well-seen
-neighbours in 3D (position and normal, so colours do not cross creases). In a texture, the gutters around charts are filled with
-the nearest chart texel up to `padding` texels out and with the mean colour beyond: bilinear filtering and
-mipmaps never fetch white.
+neighbours in 3D (position and normal, so colours do not cross creases). In a texture, the gutters around charts
+are filled with the nearest chart texel up to `padding` texels out and with the mean colour beyond: bilinear
+filtering and mipmaps never fetch white.
 """
 
 from __future__ import annotations
@@ -361,7 +361,8 @@ def _resolve(points: np.ndarray, normals: np.ndarray, color_sum: np.ndarray, wei
 
 
 def _smooth_normals(mesh, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """Crease-aware smooth normals (svd3d.geometry.corner_normals) at (M,) faces and (M, 3) barycentrics -> (M, 3) unit."""
+    """Crease-aware smooth normals (svd3d.geometry.corner_normals) at (M,) faces and (M, 3) barycentrics ->
+    (M, 3) unit."""
     _, corners = corner_normals(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
     n = np.einsum("mk,mkc->mc", bary, corners[face])
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
