@@ -25,12 +25,13 @@ import torch
 
 from svd3d.cameras import DynamicOrbit, StaticOrbit
 from svd3d.eval.metrics import compare_meshes
+from svd3d.geometry import load_mesh
 from svd3d.image_metrics import psnr
 from svd3d.recon.extract import extract_mesh
 from svd3d.recon.field import FieldSettings, fit_field
 from svd3d.recon.hull import carve_visual_hull
 from svd3d.recon.views import load_views
-from svd3d.render import load_mesh, render_to_folder
+from svd3d.render import render_to_folder
 
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "meshes"
 NAMES = ("BoxTextured.glb", "Duck.glb", "bunny.ply", "featuretype.STL", "fuze.obj", "suzanne.ply")

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from svd3d.cameras import CameraFrame, DynamicOrbit, StaticOrbit, read_transforms, write_transforms
 from svd3d.eval.metrics import compare_meshes
+from svd3d.geometry import load_mesh
 from svd3d.image_metrics import psnr
 from svd3d.recon.pipeline import reconstruct
 from svd3d.recon.views import load_views
-from svd3d.render import load_mesh, render_cameras, render_to_folder
+from svd3d.render import render_cameras, render_to_folder
 
 HELD_OUT = (5, 12, 18)
 LIGHT = (0.3, 0.8, 0.5)  # world-space light direction: the same shading in every view

@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from svd3d.cameras import StaticOrbit
-from svd3d.render import DEFAULT_SUPERSAMPLE, MESH_SUFFIXES, load_mesh, render_views
+from svd3d.geometry import MESH_SUFFIXES, load_mesh
+from svd3d.render import DEFAULT_SUPERSAMPLE, render_views
 
 DEFAULT_MESHES = Path(os.environ.get("SVD3D_BENCH_MESHES", "/work/shared/bench/meshes"))
 TILE = 192  # side of each view on the sheet

@@ -28,6 +28,7 @@ from svd3d.eval.asset import AssetEval, evaluate_asset
 from svd3d.eval.metrics import MeshScores, compare_meshes
 from svd3d.eval.orbit import OrbitEval, evaluate_orbit
 from svd3d.eval.video import VideoEval, evaluate_video
+from svd3d.geometry import load_mesh
 from svd3d.models import SVDModel, load_model
 from svd3d.models.diffusers_io import save_diffusers
 from svd3d.models.registry import RegistryEntry, entries
@@ -36,7 +37,7 @@ from svd3d.pipelines.orbit import OrbitResult, generate_orbit, write_orbit_folde
 from svd3d.pipelines.video import VideoResult, generate_video
 from svd3d.recon.export import export_mesh
 from svd3d.recon.pipeline import ReconResult, check_recon_options, reconstruct
-from svd3d.render import load_mesh, render_to_folder
+from svd3d.render import render_to_folder
 from svd3d.training.clips import synthetic_clips
 from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings, check_dataset_output, load_dataset
 from svd3d.training.loop import TrainResult

@@ -1,11 +1,12 @@
-"""The one camera convention of svd3d (DESIGN.md), as small pure functions.
+"""The one camera convention of svd3d, as small pure functions.
 
 World: right-handed, +Y up, metres; the object centred at the origin inside [-0.5, 0.5]^3 (glTF's frame).
 An orbit camera at elevation e (degrees above the equator), azimuth a (degrees about +Y) and radius r sits at
 r (cos e sin a, sin e, cos e cos a) and looks at the origin with up near +Y. Azimuth 0 is the input view, on +Z;
 increasing azimuth turns the camera counter-clockwise seen from above, i.e. to its own right.
 Camera-to-world matrices use OpenGL camera axes (+X right, +Y up, looking down -Z), as nerfstudio expects.
-Intrinsics: square pinhole, 33.8 degree field of view, radius 2 (SV3D's training cameras).
+Intrinsics: square pinhole, 33.8 degree field of view, radius 2 (SV3D's training cameras). Pixel rays pass
+through pixel centres, (u + 0.5, v + 0.5) in pixel coordinates (`pixel_grid`).
 
 Frame order: svd3d numbers views 000 = the input view, then increasing azimuth. A model may order its frames
 differently (SV3D: input view last); ``model_order`` maps between the two.
@@ -22,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from svd3d.errors import SVD3DError
+from svd3d.media import write_json
 
 DEFAULT_FOV_DEG = 33.8
 DEFAULT_RADIUS = 2.0
@@ -205,11 +207,57 @@ def model_order(num_frames: int, frame_order: FrameOrder) -> np.ndarray:
     raise ValueError(f"unknown frame order {frame_order!r}")
 
 
+# ------------------------------------------------------------------------------------------------ pixel rays
+# Pixel (u, v), u right and v down, spans [u, u + 1) x [v, v + 1); the ray through its centre has the camera-space
+# direction ((u + 0.5 - cx) / fl_x, -(v + 0.5 - cy) / fl_y, -1) in OpenGL camera axes. `pixel_grid` writes it; the
+# ray builders only combine its coordinates with camera-to-world matrices:
+# - `grid_rays` / `subpixel_rays`: float32 rays [origin, direction] with the direction left unnormalised (camera
+#   z = -1), so a hit's t is its depth along the camera's -Z axis (the renderer and the texture bake);
+# - `pixel_rays`: float32 origins and unit directions, computed in float64 (the radiance field, the hull's floor).
+
+
+def pixel_grid(intr: Intrinsics, supersample: int = 1, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-space ray directions (x, y, -1) of s x s rays per pixel: x (W, s) and y (H, s), computed in float64
+    and given as `dtype`. Pixel u's rays pass through u + (i + 0.5) / s (s = 1: its centre, u + 0.5)."""
+    sub = (np.arange(supersample) + 0.5) / supersample
+    u = np.arange(intr.width)[:, None] + sub[None, :]
+    v = np.arange(intr.height)[:, None] + sub[None, :]
+    return ((u - intr.cx) / intr.fl_x).astype(dtype), (-(v - intr.cy) / intr.fl_y).astype(dtype)
+
+
+def grid_rays(c2w: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(B, 4, 4) camera-to-world, a 1-sample float32 `pixel_grid` (or a crop of one) -> (B, H*W, 6) float32 rays
+    [origin, direction = x X + y Y - Z], row-major; unnormalised so that t is the distance along camera -Z."""
+    x, y = grid[0][:, 0], grid[1][:, 0]  # (W,), (H,)
+    axes = c2w[:, :3, :3].astype(np.float32)  # columns: camera X, Y, Z in world space
+    rays = np.empty((len(c2w), len(y), len(x), 6), dtype=np.float32)
+    rays[..., :3] = c2w[:, None, None, :3, 3]
+    np.multiply(x[None, None, :, None], axes[:, None, None, :, 0], out=rays[..., 3:])
+    rays[..., 3:] += (y[None, :, None] * axes[:, None, :, 1] - axes[:, None, :, 2])[:, :, None, :]
+    return rays.reshape(len(c2w), -1, 6)
+
+
+def subpixel_rays(c2w: np.ndarray, grid: tuple[np.ndarray, np.ndarray], view: np.ndarray, pixel: np.ndarray):
+    """The s x s rays of K chosen pixels: (B, 4, 4), an s-sample float32 `pixel_grid`, (K,) view and pixel
+    (v * W + u) indices -> (K, s*s, 6) float32, directions unnormalised as in `grid_rays`."""
+    x, y = grid  # (W, s), (H, s)
+    width, s = x.shape
+    axes = c2w[view, :3, :3].astype(np.float32)  # (K, 3, 3)
+    xs, ys = x[pixel % width], y[pixel // width]  # (K, s)
+    rays = np.empty((len(view), s, s, 6), dtype=np.float32)
+    rays[..., :3] = c2w[view, None, None, :3, 3]
+    rays[..., 3:] = (
+        xs[:, None, :, None] * axes[:, None, None, :, 0]
+        + (ys[:, :, None] * axes[:, None, :, 1] - axes[:, None, :, 2])[:, :, None, :]
+    )
+    return rays.reshape(len(view), s * s, 6)
+
+
 def pixel_rays(c2w: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
     """(N, 4, 4) OpenGL camera-to-world -> origins (N*H*W, 3) and unit directions (N*H*W, 3) float32 of the rays
-    through the pixel centres (the renderer's convention), view-major then row-major."""
-    u = (np.arange(intr.width) + 0.5 - intr.cx) / intr.fl_x
-    v = -(np.arange(intr.height) + 0.5 - intr.cy) / intr.fl_y
+    through the pixel centres, view-major then row-major (directions rotated and normalised in float64)."""
+    x, y = pixel_grid(intr, 1, np.float64)
+    u, v = x[:, 0], y[:, 0]
     cam = np.stack([*np.meshgrid(u, v, indexing="xy"), -np.ones((intr.height, intr.width))], -1).reshape(-1, 3)
     dirs = np.einsum("nij,pj->npi", c2w[:, :3, :3], cam)  # (N, P, 3)
     dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
@@ -259,8 +307,6 @@ def transforms_dict(frames: list[CameraFrame], intrinsics: Intrinsics, extra: di
 
 
 def write_transforms(path: Path, frames: list[CameraFrame], intrinsics: Intrinsics, extra: dict | None = None):
-    from svd3d.media import write_json
-
     write_json(Path(path), transforms_dict(frames, intrinsics, extra))
 
 

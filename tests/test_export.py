@@ -12,10 +12,11 @@ import trimesh
 from PIL import Image
 
 from svd3d.errors import SVD3DError
+from svd3d.geometry import linear_to_srgb
 from svd3d.recon import export as export_module
 from svd3d.recon.export import EXPORTERS, check_height, export_mesh, parse_formats
 from svd3d.recon.texture import apply_texture, unwrap
-from svd3d.render import _linear_to_srgb, render_views
+from svd3d.render import render_views
 
 FORMATS = ("glb", "obj", "ply", "stl")
 
@@ -121,7 +122,7 @@ def test_glb_vertex_colors_are_linear_color_0_with_a_non_metal_material(tmp_path
     back = load_single(path)
     assert len(back.vertices) == len(mesh.vertices) and len(back.faces) == len(mesh.faces)
     linear = np.asarray(back.visual.vertex_attributes["color"], float)[:, :3]
-    np.testing.assert_allclose(_linear_to_srgb(linear) * 255, mesh.visual.vertex_colors[:, :3], atol=0.51)
+    np.testing.assert_allclose(linear_to_srgb(linear) * 255, mesh.visual.vertex_colors[:, :3], atol=0.51)
 
 
 def test_obj_round_trip_textured_writes_obj_mtl_png(textured, tmp_path):
@@ -195,7 +196,7 @@ def test_textured_glb_renders_like_the_source(textured, tmp_path):
 
 def test_vertex_colored_glb_renders_in_its_colours(tmp_path):
     """svd3d's own --no-uv GLB (linear COLOR_0 + a material) must not load grey: load_mesh reads COLOR_0."""
-    from svd3d.render import load_mesh
+    from svd3d.geometry import load_mesh
 
     mesh = trimesh.creation.icosphere(subdivisions=2)
     colours = np.where(mesh.vertices[:, :1] > 0, [[200, 30, 30, 255]], [[20, 60, 210, 255]]).astype(np.uint8)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import trimesh
 
-from svd3d.cameras import StaticOrbit, pixel_rays
+from svd3d.cameras import StaticOrbit
 from svd3d.errors import SVD3DError
 from svd3d.eval.metrics import chamfer_distance
 from svd3d.image_metrics import psnr
@@ -18,8 +18,7 @@ from svd3d.recon.extract import extract_mesh
 from svd3d.recon.field import FieldSettings, fit_field
 from svd3d.recon.hull import carve_visual_hull
 from svd3d.recon.views import load_views
-from svd3d.render import _camera_grid, render_to_folder
-from svd3d.render import _pixel_rays as render_pixel_rays
+from svd3d.render import render_to_folder
 
 HELD_OUT = (4, 11, 17)
 TINY = FieldSettings(voxels=(32, 48), image_sizes=(64, 96), iterations=(120, 120), rays=1024, seed=0)
@@ -56,18 +55,6 @@ def scene(tmp_path_factory):
 def fitted(scene):
     _, _, train, hull = scene
     return fit_field(train, hull, TINY, progress=False)
-
-
-def test_rays_follow_the_renderer_convention():
-    from svd3d.cameras import Intrinsics, orbit_c2w
-
-    intr = Intrinsics(20, 14, 17.0, 17.0, 9.5, 7.0)
-    c2w = orbit_c2w([15.0, -20.0], [30.0, 200.0])
-    origins, dirs = pixel_rays(c2w, intr)
-    reference = render_pixel_rays(c2w, _camera_grid(intr, 1)).reshape(-1, 6)
-    expected = reference[:, 3:] / np.linalg.norm(reference[:, 3:], axis=1, keepdims=True)
-    np.testing.assert_allclose(origins, reference[:, :3], atol=1e-6)
-    np.testing.assert_allclose(dirs, expected, atol=1e-6)
 
 
 def test_field_beats_the_hull_where_it_is_concave(scene, fitted):

@@ -10,11 +10,12 @@ from PIL import Image
 
 from svd3d.cameras import StaticOrbit
 from svd3d.errors import SVD3DError
+from svd3d.geometry import import_open3d, interpolate_corners, linear_to_srgb, mesh_surface, sample_texture
 from svd3d.recon import texture
 from svd3d.recon.mesh import FACE_PRESETS, check_faces, cleanup, decimate
 from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, rasterize_uv, unwrap
 from svd3d.recon.views import load_views
-from svd3d.render import _open3d, render_to_folder, render_views
+from svd3d.render import render_to_folder, render_views
 
 VIEW_SIZE = 160  # views rendered for baking
 HELD_OUT = (np.array([25.0, 5.0, 35.0, 15.0]), np.array([40.0, 115.0, 200.0, 290.0]))  # off the orbit's azimuths
@@ -23,7 +24,7 @@ HELD_OUT = (np.array([25.0, 5.0, 35.0, 15.0]), np.array([40.0, 115.0, 200.0, 290
 def surface_distance(a: trimesh.Trimesh, b: trimesh.Trimesh, n: int = 20000) -> tuple[float, float]:
     """(mean, max) of the point-to-surface distances of points sampled on each mesh to the other, both ways
     (a symmetric Chamfer / Hausdorff estimate without the sampling noise of point-to-point distances)."""
-    o3d = _open3d()
+    o3d = import_open3d()
     out = []
     for src, dst, seed in ((a, b, 0), (b, a, 1)):
         points, _ = trimesh.sample.sample_surface(src, n, seed=seed)
@@ -106,12 +107,10 @@ def occluding_boxes() -> trimesh.Trimesh:
 def true_texels(truth: trimesh.Trimesh, mesh_uv: trimesh.Trimesh, texel, face, bary) -> np.ndarray:
     """(T, 3) sRGB 0..255 colours of `truth`'s texture at the surface points texels of `mesh_uv` show (both
     meshes with the same triangles in the same order)."""
-    from svd3d.render import _interpolate, _linear_to_srgb, _sample_texture, _surface
-
     np.testing.assert_allclose(mesh_uv.vertices[mesh_uv.faces], truth.vertices[truth.faces])
-    surface = _surface(truth)
-    uv = _interpolate(bary.astype(np.float32), surface.face_uv[face])
-    return _linear_to_srgb(_sample_texture(surface, uv)) * 255
+    surface = mesh_surface(truth)
+    uv = interpolate_corners(bary.astype(np.float32), surface.face_uv[face])
+    return linear_to_srgb(sample_texture(surface, uv)) * 255
 
 
 def geometry(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

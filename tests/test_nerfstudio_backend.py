@@ -185,9 +185,9 @@ def test_train_nerfacto_checks_its_inputs(tmp_path):
     with pytest.raises(SVD3DError, match="has no transforms.json"):
         ns.train_nerfacto(tmp_path, iterations=1, device="cpu", output_dir=tmp_path / "out")
     with pytest.raises(SVD3DError, match="is not a nerfstudio run"):
-        ns.export_mesh(tmp_path)
+        ns.nerfacto_mesh(tmp_path)
     with pytest.raises(SVD3DError, match="unknown mesh export method"):
-        ns.export_mesh(tmp_path, method="poisson")
+        ns.nerfacto_mesh(tmp_path, method="poisson")
 
 
 # ------------------------------------------------------------------------------------------------ with nerfstudio
@@ -257,15 +257,15 @@ def test_nerfacto_trains_two_iterations_and_exports_in_the_svd3d_frame(tmp_path)
     pipeline, _ = ns.load_pipeline(run)
     assert pipeline.datamanager.train_dataparser_outputs.cameras.camera_to_worlds.shape == (4, 3, 4)
     # nerfacto starts near density 0.01 everywhere inside its scene box: threshold 0.001 -> the cube's surface
-    cube = ns.export_mesh(run, resolution=16, density_threshold=0.001)
+    cube = ns.nerfacto_mesh(run, resolution=16, density_threshold=0.001)
     np.testing.assert_allclose(cube.bounds, [[-0.5] * 3, [0.5] * 3], atol=1.0 / 15)
     assert cube.is_watertight and cube.volume > 0  # closed, normals outward
-    auto = ns.export_mesh(run, resolution=16)  # the level chosen against the dataset's masks
+    auto = ns.nerfacto_mesh(run, resolution=16)  # the level chosen against the dataset's masks
     assert len(auto.faces) > 0 and np.all(np.abs(auto.bounds) <= 0.5 + 1.0 / 15)
     with pytest.raises(SVD3DError, match="never reaches the threshold"):
-        ns.export_mesh(run, resolution=16, density_threshold=1e6)
+        ns.nerfacto_mesh(run, resolution=16, density_threshold=1e6)
     with pytest.raises(SVD3DError, match="no surface"):  # nerfstudio's TSDF exporter runs; nothing to find yet
-        ns.export_mesh(run, resolution=16, method="tsdf")
+        ns.nerfacto_mesh(run, resolution=16, method="tsdf")
 
 
 def test_density_threshold_is_chosen_by_the_silhouettes():

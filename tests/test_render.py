@@ -15,16 +15,9 @@ from PIL import Image
 
 from svd3d.cameras import DynamicOrbit, Intrinsics, StaticOrbit, orbit_c2w, read_transforms
 from svd3d.errors import SVD3DError
+from svd3d.geometry import import_open3d, load_mesh
 from svd3d.recon.hull import carve_visual_hull, silhouette_iou
-from svd3d.render import (
-    _open3d,
-    frame_safe_fit,
-    load_mesh,
-    render_cameras,
-    render_silhouettes,
-    render_to_folder,
-    render_views,
-)
+from svd3d.render import frame_safe_fit, render_cameras, render_silhouettes, render_to_folder, render_views
 
 BENCH_MESHES = Path(os.environ.get("SVD3D_BENCH_MESHES", Path(__file__).resolve().parents[2] / "shared/bench/meshes"))
 BOX = (0.8, 0.5, 0.3)  # extents along x, y, z: every axis distinguishable
@@ -273,7 +266,7 @@ def test_missing_libusb_names_the_fix(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(SVD3DError, match=r"apt-get install libusb-1\.0-0"):
-        _open3d()
+        import_open3d()
 
 
 def bench_meshes() -> list[Path]:

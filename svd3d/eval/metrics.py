@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from svd3d.geometry import import_open3d, raycasting_scene
+
 PROTOCOL = (
     "{frame}; {n} area-uniform surface samples per mesh; Chamfer = mean of both directional mean L2 distances; "
     "F-score at tau={tau}; volume IoU on a {res}^3 grid over the joint bounds (ray-parity votes); normal consistency = "
@@ -84,10 +86,7 @@ def f_score(a, b, tau: float = 0.01, n: int = 50000, seed: int = 0) -> tuple[flo
 
 def occupancy(mesh, points: np.ndarray) -> np.ndarray:
     """(M,) bool: inside the mesh, by majority vote of ray-parity tests (robust to small holes)."""
-    import open3d as o3d
-
-    from svd3d.render import raycasting_scene
-
+    o3d = import_open3d()
     scene = raycasting_scene(mesh)
     occ = scene.compute_occupancy(o3d.core.Tensor(points.astype(np.float32)), nsamples=5)
     return occ.numpy() > 0.5

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from svd3d.errors import SVD3DError
+from svd3d.geometry import srgb_to_linear
 from svd3d.outputs import atomic_file
+from svd3d.recon.texture import ROUGHNESS, smooth_vertex_normals
 
 if TYPE_CHECKING:
     import trimesh
@@ -99,8 +101,6 @@ def _texture_image(mesh):
 def _pbr_material(mesh):
     """The mesh's material as glTF PBR: metallic 0 and ROUGHNESS unless it says otherwise."""
     from trimesh.visual.material import PBRMaterial
-
-    from svd3d.recon.texture import ROUGHNESS
 
     material = mesh.visual.material
     pbr = material if isinstance(material, PBRMaterial) else material.to_pbr()
@@ -181,9 +181,6 @@ def export_glb(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
     """glTF 2.0 binary: PBR material, embedded texture or linear COLOR_0, smooth normals (module docstring)."""
     import trimesh
 
-    from svd3d.recon.texture import ROUGHNESS, smooth_vertex_normals
-    from svd3d.render import _srgb_to_linear
-
     # 1. geometry, normals and material as trimesh exports them
     out = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), process=False)
     rgba = None
@@ -197,7 +194,7 @@ def export_glb(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
     tree, binary = _read_glb(data)
     primitive = tree["meshes"][0]["primitives"][0]
     if rgba is not None:
-        linear = _srgb_to_linear(rgba[:, :3] / 255.0)
+        linear = srgb_to_linear(rgba[:, :3] / 255.0)
         primitive["attributes"]["COLOR_0"] = _append_accessor(tree, binary, linear, "VEC3")
     if "material" not in primitive:
         tree.setdefault("materials", []).append(
@@ -225,7 +222,6 @@ def export_glb(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
 
 
 def _mtl(material_name: str, texture_name: str) -> str:
-    from svd3d.recon.texture import ROUGHNESS
 
     return (
         "# svd3d\n"
@@ -245,8 +241,6 @@ def _mtl(material_name: str, texture_name: str) -> str:
 def export_obj(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
     """Wavefront OBJ; with a texture also <stem>.mtl and <stem>.png beside it, referenced by those final names."""
     from trimesh.exchange.obj import export_obj as trimesh_obj
-
-    from svd3d.recon.texture import smooth_vertex_normals
 
     stem = "_".join(path.stem.split())  # MTL file names cannot hold spaces
     image = _texture_image(mesh) if _has_uv(mesh) else None

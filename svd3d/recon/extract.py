@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from svd3d.errors import SVD3DError
+from svd3d.geometry import grid_shape, marching_cubes
 from svd3d.recon.field import RadianceField
 
 
@@ -20,8 +21,7 @@ def density_volume(field: RadianceField, resolution: int) -> tuple[np.ndarray, n
     """Density on a grid of cubic cells over the field's box, `resolution` cells along its longest side:
     ((X, Y, Z) float32 density per world unit, (3,) world position of index 0, cell size)."""
     lo, hi = field.bounds()
-    size = float((hi - lo).max()) / resolution
-    shape = [int(np.ceil((hi[i] - lo[i]) / size - 1e-6)) + 1 for i in range(3)]
+    shape, size = grid_shape(lo, hi, resolution)  # every axis spans at least one field cell: >= 2 vertices anyway
     axes = [torch.as_tensor(lo[i] + np.arange(shape[i]) * size, dtype=torch.float32) for i in range(3)]
     gy, gz = torch.meshgrid(axes[1], axes[2], indexing="ij")
     yz = torch.stack([gy.reshape(-1), gz.reshape(-1)], 1)  # (Y*Z, 2)
@@ -37,7 +37,6 @@ def extract_mesh(field: RadianceField, resolution: int = 192, level: float | Non
     trimesh.Trimesh in world coordinates, closed, normals outward, vertex colours (uint8 RGBA) from `field.color`."""
     import trimesh
     from scipy.ndimage import binary_fill_holes
-    from skimage.measure import marching_cubes
 
     # 1. check inputs
     if isinstance(resolution, bool) or not isinstance(resolution, int | np.integer) or not 8 <= resolution <= 1024:
@@ -54,11 +53,9 @@ def extract_mesh(field: RadianceField, resolution: int = 192, level: float | Non
         )
     solid = binary_fill_holes(volume > level)
     volume = np.where(solid & (volume <= level), 2 * level, volume)
-    # 3. marching cubes on the zero-padded volume: a closed surface
-    verts, faces, _, _ = marching_cubes(np.pad(volume, 1), level=level, spacing=(size, size, size))
+    # 3. marching cubes on the zero-padded volume: a closed surface, normals outward
+    verts, faces = marching_cubes(volume, level, (size, size, size))
     mesh = trimesh.Trimesh(verts + (lo - size), faces, process=False)  # padded index 0 sits at lo - size
-    if mesh.volume < 0:
-        mesh.invert()
     # 4. vertex colours from just inside the surface
     inward = mesh.vertices - 0.5 * size * mesh.vertex_normals
     colors = field.color(torch.as_tensor(inward, dtype=torch.float32)).cpu().numpy()

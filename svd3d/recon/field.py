@@ -47,9 +47,10 @@ import torch.nn.functional as F
 
 from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
+from svd3d.geometry import grid_shape, import_open3d, raycasting_scene
 from svd3d.recon.align import align_to_renders, warp_views
 from svd3d.recon.hull import HullGrid
-from svd3d.recon.views import ViewSet
+from svd3d.recon.views import ViewSet, downscale_views
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +126,6 @@ def _scatter_grad(grad: torch.Tensor, index: torch.Tensor, weight: torch.Tensor,
         grad[:, 0].index_add_(0, index.reshape(-1), (weight * values).reshape(-1))
     else:
         grad.index_add_(0, index.reshape(-1), (weight.unsqueeze(-1) * values.unsqueeze(1)).reshape(-1, grad.shape[1]))
-
-
-def _grid_shape(lo: np.ndarray, hi: np.ndarray, voxels: int) -> tuple[tuple[int, int, int], float]:
-    """Vertex counts per axis of a grid with cubic cells, `voxels` cells along the longest side; cell size."""
-    size = float((hi - lo).max()) / voxels
-    shape = tuple(int(max(2, math.ceil((hi[i] - lo[i]) / size - 1e-6) + 1)) for i in range(3))
-    return shape, size
 
 
 def _corners(
@@ -297,7 +291,7 @@ class RadianceField:
         """The same field with `voxels` density and colour cells along the box's longest side (trilinear); the
         coarse view-dependent grid is kept as it is."""
         lo, hi = self.bounds()
-        shape, size = _grid_shape(lo, hi, voxels)
+        shape, size = grid_shape(lo, hi, voxels)
         axes = [torch.arange(n, dtype=torch.float32, device=self.device) * size for n in shape]
         points = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         points = points + torch.as_tensor(self.lo, dtype=torch.float32, device=self.device)
@@ -327,9 +321,7 @@ class RadianceField:
 def _hull_segments(mesh, origins: np.ndarray, dirs: np.ndarray, margin: float):
     """Per ray: where it enters the mesh and where it last leaves it (distances, widened by margin), and
     whether it hits at all. Embree (open3d) casts the rays forwards, then backwards from beyond the mesh."""
-    from svd3d.render import _open3d, raycasting_scene
-
-    o3d = _open3d()
+    o3d = import_open3d()
     scene = raycasting_scene(mesh)
     centre = mesh.bounds.mean(axis=0)
     reach = float(np.linalg.norm(mesh.extents)) + float(np.linalg.norm(origins - centre, axis=1).max())
@@ -473,21 +465,6 @@ class _TrainRays:
     view: torch.Tensor  # (P,) int64 index of the pixel's view
 
 
-def _downscale(views: ViewSet, size: int) -> tuple[np.ndarray, np.ndarray, Intrinsics]:
-    """Area-downscale images and masks so the longer side is `size` (never upscales); scaled intrinsics."""
-    intr = views.intrinsics
-    scale = min(1.0, size / max(intr.width, intr.height))
-    w, h = max(1, round(intr.width * scale)), max(1, round(intr.height * scale))
-    if (w, h) == (intr.width, intr.height):
-        return views.images, views.masks, intr
-    images = torch.from_numpy(views.images).permute(0, 3, 1, 2)
-    masks = torch.from_numpy(views.masks)[:, None]
-    images = F.interpolate(images, size=(h, w), mode="area").permute(0, 2, 3, 1).numpy()
-    masks = F.interpolate(masks, size=(h, w), mode="area")[:, 0].numpy()
-    sx, sy = w / intr.width, h / intr.height
-    return images, masks, Intrinsics(w, h, intr.fl_x * sx, intr.fl_y * sy, intr.cx * sx, intr.cy * sy)
-
-
 def _edges(masks: np.ndarray) -> np.ndarray:
     """(N, H, W) coverage -> (N, H, W) bool: pixels within one pixel of the silhouette's edge."""
     from scipy.ndimage import binary_dilation, binary_erosion
@@ -498,7 +475,7 @@ def _edges(masks: np.ndarray) -> np.ndarray:
 
 
 def _train_rays(views: ViewSet, size: int, mask_mesh, margin: float, edge_boost: float, device) -> _TrainRays:
-    images, masks, intr = _downscale(views, size)
+    images, masks, intr = downscale_views(views.masks, views.intrinsics, size, views.images)
     origins, dirs = pixel_rays(views.c2w, intr)
     near, far, hit = _hull_segments(mask_mesh, origins, dirs, margin)
     view_weight = np.repeat(np.asarray(views.weights, np.float64), intr.width * intr.height)
@@ -518,7 +495,7 @@ def _initial_field(hull: HullGrid, mask: HullGrid, voxels: int, settings: FieldS
     from scipy.ndimage import map_coordinates
 
     lo, hi = mask.bounds()
-    shape, size = _grid_shape(lo, hi, voxels)
+    shape, size = grid_shape(lo, hi, voxels)
     # hull occupancy (1 inside) at the grid vertices, trilinear over the hull's voxel centres
     coords = [
         np.clip((lo[i] + np.arange(shape[i]) * size - hull.axes[i][0]) / hull.voxel_size[i], 0, len(hull.axes[i]) - 1)
@@ -532,7 +509,7 @@ def _initial_field(hull: HullGrid, mask: HullGrid, voxels: int, settings: FieldS
     color = torch.zeros(*shape, 3, device=device)
     sh, sh_size = None, 0.0
     if settings.sh_voxels > 0:
-        sh_shape, sh_size = _grid_shape(lo, hi, settings.sh_voxels)
+        sh_shape, sh_size = grid_shape(lo, hi, settings.sh_voxels)
         sh = torch.zeros(*sh_shape, 9, device=device)
     surface = settings.init_density * SURFACE_FRACTION
     return RadianceField(lo, size, density, color, mask, scale, surface, sh, sh_size)
@@ -664,7 +641,7 @@ def fit_field(
 def _alignment(field: RadianceField, views: ViewSet, size: int) -> np.ndarray:
     """(N, 4) similarities in full-size pixels that register each view with the field's render of it (at `size`):
     the coarse field is the views' consensus, so a view that drifted from the others is moved back."""
-    images, masks, intr = _downscale(views, size)
+    images, masks, intr = downscale_views(views.masks, views.intrinsics, size, views.images)
     renders = [field.render(c2w, intr) for c2w in views.c2w]
     rgb, alpha = np.stack([r[0] for r in renders]), np.stack([r[1] for r in renders])
     params = align_to_renders(images, masks, rgb, alpha, np.asarray(views.weights) > 1)

@@ -4,7 +4,7 @@ The baseline of the reconstruction stage and the check that cameras are right: w
 silhouettes reproduce the masks; with wrong ones (say, azimuths mirrored) views disagree and carve each other
 away. Cameras follow svd3d/cameras.py: OpenGL camera-to-world matrices, and a world point at camera-space
 (x, y, z), z < 0, lands in pixel (floor(cx + fl_x x / -z), floor(cy - fl_y y / -z)), the pixel whose centre ray
-`svd3d.render` casts as ((u + 0.5 - cx) / fl_x, -(v + 0.5 - cy) / fl_y, -1).
+svd3d.cameras.pixel_grid gives as ((u + 0.5 - cx) / fl_x, -(v + 0.5 - cy) / fl_y, -1).
 
 Points that project outside an image (or lie behind its camera) are "unknown" to that view by default: a view
 carves only what it sees, so an object cut by one frame's border is not cut in 3D. A voxel that no view sees at
@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from svd3d.cameras import Intrinsics
+from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
+from svd3d.geometry import import_open3d, marching_cubes, raycasting_scene
+from svd3d.render import render_silhouettes
 
 if TYPE_CHECKING:
     import trimesh
@@ -65,18 +67,14 @@ class HullGrid:
     def to_mesh(self) -> trimesh.Trimesh:
         """The hull's surface (marching cubes between occupied and empty voxel centres), in world coordinates."""
         import trimesh
-        from skimage.measure import marching_cubes
 
         if not self.occupancy.any():
             raise SVD3DError("the visual hull is empty: the silhouettes share no volume (check the cameras)")
         size = self.voxel_size
-        padded = np.pad(self.occupancy, 1).astype(np.float32)  # closed surface where the hull meets the grid edge
-        verts, faces, _, _ = marching_cubes(padded, level=0.5, spacing=tuple(size))
+        # zero-padded by marching_cubes: a closed surface where the hull meets the grid edge, normals outward
+        verts, faces = marching_cubes(self.occupancy.astype(np.float32), 0.5, size)
         origin = np.array([a[0] for a in self.axes]) - size  # world position of padded index 0
-        mesh = trimesh.Trimesh(verts + origin, faces, process=False)
-        if mesh.volume < 0:
-            mesh.invert()
-        return mesh
+        return trimesh.Trimesh(verts + origin, faces, process=False)
 
 
 def _grid_bounds(bounds) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +186,6 @@ def silhouette_iou(hull: HullGrid, masks: np.ndarray, c2w: np.ndarray, intrinsic
     With true cameras it is close to 1 in every view; with wrong ones (mirrored azimuths, a wrong field of view)
     the views carve each other away and it drops. An empty hull scores 0.
     """
-    from svd3d.render import render_silhouettes
-
     masks = _binary(masks)
     if not hull.occupancy.any():
         return np.zeros(len(masks))
@@ -207,11 +203,8 @@ def lowest_rim_height(
     lowest entry point over all views. None when no view gives one (views whose silhouette reaches the image's
     bottom edge are skipped: the object may go on below the frame). Use the exact hull (no tolerance): in a
     tolerant one, the rays of a view drifted down find the band below the object."""
-    from svd3d.cameras import pixel_rays
-    from svd3d.render import _open3d, raycasting_scene
-
     masks = _binary(masks)
-    o3d = _open3d()
+    o3d = import_open3d()
     scene = raycasting_scene(hull.to_mesh())
     lowest = []
     for mask, cam in zip(masks, np.asarray(c2w, np.float64), strict=True):

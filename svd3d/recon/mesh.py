@@ -1,7 +1,7 @@
 """Mesh post-processing after any reconstruction: clean up, then decimate to a triangle budget.
 
 Both take and return a trimesh.Trimesh in svd3d's world frame (+Y up, metres, object inside [-0.5, 0.5]^3) and
-keep vertex colours. Texture coordinates do not survive decimation (REFERENCE §7): decimate first, then
+keep vertex colours. Texture coordinates do not survive decimation: decimate first, then
 `svd3d.recon.texture.unwrap` and bake. A textured input is turned into vertex colours (sampled at its vertices)
 before decimation.
 """
@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from svd3d.errors import SVD3DError
+from svd3d.geometry import SRGB_DECODE, encode_srgb, import_open3d, raycasting_scene
 
 if TYPE_CHECKING:
     import trimesh
 
 log = logging.getLogger(__name__)
 
-FACE_PRESETS = {"mobile": 5000, "default": 20000, "hero": 50000}  # triangles; see REFERENCE §7 budgets
+FACE_PRESETS = {"mobile": 5000, "default": 20000, "hero": 50000}  # triangle budgets by target
 MIN_FACES = 4  # a tetrahedron: the smallest closed surface
 
 
@@ -144,9 +145,7 @@ def check_faces(faces) -> int:
 def transfer_vertex_colors(source: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """(P, 3) points -> (P, 4) uint8 colours of the nearest surface point of `source` (barycentric blend of its
     triangle's vertex colours, in linear light)."""
-    from svd3d.render import _DECODE, _encode, _open3d, raycasting_scene
-
-    o3d = _open3d()
+    o3d = import_open3d()
     scene = raycasting_scene(source)
     out = scene.compute_closest_points(o3d.core.Tensor(np.asarray(points, np.float32)))
     face = out["primitive_ids"].numpy().astype(np.int64)
@@ -154,9 +153,9 @@ def transfer_vertex_colors(source: trimesh.Trimesh, points: np.ndarray) -> np.nd
     bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1)  # (P, 3)
     colors = np.asarray(source.visual.vertex_colors)  # (V, 4) uint8
     corner = colors[np.asarray(source.faces)[face]]  # (P, 3, 4)
-    rgb = np.einsum("pk,pkc->pc", bary, _DECODE[corner[..., :3]])
+    rgb = np.einsum("pk,pkc->pc", bary, SRGB_DECODE[corner[..., :3]])
     alpha = np.einsum("pk,pk->p", bary, corner[..., 3].astype(np.float64))
-    return np.concatenate([_encode(rgb), np.round(alpha)[:, None].astype(np.uint8)], axis=1)
+    return np.concatenate([encode_srgb(rgb), np.round(alpha)[:, None].astype(np.uint8)], axis=1)
 
 
 def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:

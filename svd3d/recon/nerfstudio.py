@@ -4,7 +4,7 @@ Three steps, each usable alone:
 
     write_dataset(views, folder)      a folder nerfstudio's own `nerfstudio-data` dataparser reads as it is
     train_nerfacto(folder, ...)       nerfacto trained from Python (nerfstudio's TrainerConfig), returns its run folder
-    export_mesh(run, ...)             a trimesh in svd3d's world frame, from the trained field
+    nerfacto_mesh(run, ...)           a trimesh in svd3d's world frame, from the trained field
 
 Choices, stated once:
 
@@ -47,13 +47,16 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from svd3d.cameras import CameraFrame, angles_from_c2w, transforms_dict
+from svd3d import outputs
+from svd3d.cameras import CameraFrame, angles_from_c2w, read_transforms, transforms_dict
 from svd3d.errors import SVD3DError
+from svd3d.geometry import marching_cubes
+from svd3d.media import write_json
+from svd3d.recon.views import ViewSet, load_views
+from svd3d.render import render_silhouettes
 
 if TYPE_CHECKING:
     import trimesh
-
-    from svd3d.recon.views import ViewSet
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +135,6 @@ def write_dataset(views: ViewSet, folder: str | Path) -> Path:
     ViewSet's OpenGL camera-to-world matrices in svd3d's world frame, intrinsics its pinhole ones. The folder is
     staged and swapped into place when complete (an earlier svd3d output there is replaced; svd3d.outputs)."""
     from PIL import Image
-
-    from svd3d import outputs
-    from svd3d.media import write_json
 
     # 1. check inputs
     folder = Path(folder)
@@ -250,8 +250,6 @@ def nerfacto_config(
     from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
     from nerfstudio.configs.method_configs import method_configs
     from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConfig
-
-    from svd3d.cameras import read_transforms
 
     dataset_folder = Path(dataset_folder).resolve()
     _, frames = read_transforms(dataset_folder / "transforms.json")
@@ -444,16 +442,12 @@ def _density_grid(pipeline, dp: DataparserTransform, resolution: int, chunk: int
 def _marching_cubes(density: np.ndarray, axis: np.ndarray, level: float):
     """Surface where (R, R, R) density on the world grid axis^3 crosses `level`, normals outward; None if none."""
     import trimesh
-    from skimage import measure
 
     if not density.max() > level:
         return None
-    padded = np.pad(density, 1, constant_values=0.0)  # closes surfaces cut by the cube's faces
     step = float(axis[1] - axis[0])
-    verts, faces, _, _ = measure.marching_cubes(padded, level=level, spacing=(step, step, step))
-    verts = verts - step + axis[0]  # padded index 1 is axis[0]
-    # skimage winds faces towards lower values by default: reversed, normals point out of the dense object
-    return trimesh.Trimesh(verts, faces[:, ::-1], process=False)
+    verts, faces = marching_cubes(density, level, (step, step, step))  # zero-padded: closed at the cube's faces
+    return trimesh.Trimesh(verts - step + axis[0], faces, process=False)  # padded index 1 is axis[0]
 
 
 def choose_density_threshold(
@@ -465,8 +459,6 @@ def choose_density_threshold(
     c2w (N, 4, 4) with `intrinsics`. Tries `levels` levels from 1e-3 to 0.9 of the peak density, geometrically
     spaced, then 4 more between the best one's neighbours, on a grid of at most 128 samples a side. No fixed level
     fits every run: the density keeps growing with training (300 CPU iterations: peak ~40, best level ~2)."""
-    from svd3d.render import render_silhouettes
-
     peak = float(density.max())
     if not peak > 0:
         raise SVD3DError("the trained field has no density inside the unit cube: train longer")
@@ -492,8 +484,6 @@ def choose_density_threshold(
 
 
 def _density_mesh(pipeline, dp, resolution: int, threshold: float | None, chunk: int):
-    from svd3d.recon.views import load_views
-
     density, axis = _density_grid(pipeline, dp, resolution, chunk)
     if threshold is None:
         views = load_views(pipeline.datamanager.config.data)  # the training dataset, svd3d's frame
@@ -539,7 +529,7 @@ def _tsdf_mesh(pipeline, dp, resolution: int, work: Path):
     return mesh
 
 
-def export_mesh(
+def nerfacto_mesh(
     trained: str | Path,
     *,
     resolution: int = DEFAULT_RESOLUTION,
@@ -604,4 +594,4 @@ def reconstruct_nerfacto(
         seed=seed,
         rays_per_batch=rays_per_batch,
     )
-    return export_mesh(run, resolution=resolution, method=export, device=device)
+    return nerfacto_mesh(run, resolution=resolution, method=export, device=device)

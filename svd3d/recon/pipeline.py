@@ -10,7 +10,6 @@ import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -18,11 +17,21 @@ from svd3d import media, outputs
 from svd3d.cameras import angles_from_c2w, orbit_c2w
 from svd3d.devices import resolve_device
 from svd3d.errors import SVD3DError
+from svd3d.image_metrics import psnr
+from svd3d.recon import hull as hull_module
+from svd3d.recon.export import check_height, export_mesh, files_written, parse_formats
+from svd3d.recon.extract import extract_mesh
+from svd3d.recon.field import FieldSettings, fit_field, fitted_views
+from svd3d.recon.hull import carve_visual_hull, cut_below, lowest_rim_height, silhouette_iou
+from svd3d.recon.mesh import check_faces, cleanup, decimate
+from svd3d.recon.nerfstudio import reconstruct_nerfacto
+from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, unwrap
+from svd3d.recon.views import check_folder, downscale_views, load_views
+from svd3d.render import render_cameras
 from svd3d.runinfo import Timer, command_line, versions
 
 log = logging.getLogger(__name__)
 
-Method = Literal["field", "hull", "nerfacto"]
 METHODS = ("field", "hull", "nerfacto")
 DIRECTION_CHECK_RESOLUTION = 96
 CHECK_SIZE = 144  # the direction check works on masks downscaled to about this size
@@ -48,33 +57,16 @@ class ReconResult:
     report: dict  # what recon.json holds
 
 
-def downscale_masks(masks: np.ndarray, intrinsics, target: int):
-    """Box-downscale (N, H, W) masks by the integer factor that brings the larger side to about `target` pixels,
-    with the intrinsics to match (pixel-centre aligned)."""
-    from svd3d.cameras import Intrinsics
-
-    f = max(1, max(intrinsics.width, intrinsics.height) // target)
-    if f == 1:
-        return masks, intrinsics
-    n, h, w = masks.shape
-    h2, w2 = h // f, w // f
-    small = masks[:, : h2 * f, : w2 * f].reshape(n, h2, f, w2, f).mean(axis=(2, 4))
-    intr = Intrinsics(w2, h2, intrinsics.fl_x / f, intrinsics.fl_y / f, intrinsics.cx / f, intrinsics.cy / f)
-    return small, intr
-
-
 def check_direction(views, resolution: int = DIRECTION_CHECK_RESOLUTION) -> dict:
     """Carve the hull with the cameras as given and with azimuths mirrored; report which re-projects better.
 
     For orbit cameras (all looking at the origin). A mirrored winner means the views turn the other way than
     their cameras say (the generating model's recorded direction is wrong)."""
-    from svd3d.recon.hull import carve_visual_hull, silhouette_iou
-
     elev, azim, radius = angles_from_c2w(views.c2w)
     if not np.allclose(orbit_c2w(elev, azim, radius), views.c2w, atol=1e-4):
         return {"checked": False, "reason": "cameras are not an orbit looking at the origin"}
     mirrored = orbit_c2w(elev, -azim, radius)
-    masks, intrinsics = downscale_masks(views.masks, views.intrinsics, CHECK_SIZE)
+    _, masks, intrinsics = downscale_views(views.masks, views.intrinsics, CHECK_SIZE, whole_factor=True)
     scores = {}
     for name, c2w in (("as given", views.c2w), ("mirrored", mirrored)):
         hull = carve_visual_hull(masks, c2w, intrinsics, resolution)
@@ -104,8 +96,6 @@ def reconstruct(
 
     Writes mesh.<format> for each format, preview.png (views beside renders of the mesh) and recon.json into
     `output` (default: the input folder)."""
-    from svd3d.recon.views import check_folder, load_views
-
     timer = Timer()
 
     # 1. check inputs
@@ -125,8 +115,6 @@ def reconstruct(
              views.intrinsics.height, folder, views.mask_source, method)  # fmt: skip
 
     # 3. the azimuth-direction check, then the visual hull
-    from svd3d.recon.hull import carve_visual_hull, cut_below, lowest_rim_height
-
     with timer("hull"):
         direction = check_direction(views)
         if direction.get("mirrored"):
@@ -140,8 +128,6 @@ def reconstruct(
         # generated views drift by a percent or two; hull.py's RECON_TOLERANCE / RECON_MAX_MISSES let a voxel miss
         # the other views' silhouettes a little (never the trusted input view's); both 0 (exact) by default:
         # benchmarks/recon_generated.py measured no gain for the field from them
-        from svd3d.recon import hull as hull_module
-
         hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution,
                                  max_misses=hull_module.RECON_MAX_MISSES, tolerance=hull_module.RECON_TOLERANCE,
                                  hard_views=np.flatnonzero(views.weights > 1))  # fmt: skip
@@ -165,23 +151,15 @@ def reconstruct(
         if method == "hull":
             mesh = hull.to_mesh()
         elif method == "field":
-            from svd3d.recon.extract import extract_mesh
-            from svd3d.recon.field import FieldSettings, fit_field, fitted_views
-
             field = fit_field(views, hull, FieldSettings(seed=seed), device=str(dev), progress=progress)
             mesh = extract_mesh(field)
             bake_views = fitted_views(views, field)  # each view's drift and colour undone, as the fit found them
         else:
-            from svd3d.recon.nerfstudio import reconstruct_nerfacto
-
             extra = {} if iterations is None else {"iterations": iterations}
             with tempfile.TemporaryDirectory(prefix="svd3d-nerfacto-") as workdir:  # its dataset and run
                 mesh = reconstruct_nerfacto(views, device=str(dev), seed=seed, workdir=workdir, **extra)
 
     # 5. cleanup, decimation, UVs and texture (or vertex colours)
-    from svd3d.recon.mesh import cleanup, decimate
-    from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, unwrap
-
     with timer("cleanup"):
         # a hull's voxel staircase shades as speckles: smooth it (Taubin, no shrinkage); fitted surfaces are smooth
         mesh = decimate(cleanup(mesh, smooth_iterations=10 if method == "hull" else 0), n_faces)
@@ -193,9 +171,6 @@ def reconstruct(
             mesh = bake_vertex_colors(mesh, bake_views)
 
     # 6. quality numbers: the mesh's silhouettes against the masks, its renders against the views
-    from svd3d.image_metrics import psnr
-    from svd3d.render import render_cameras
-
     with timer("quality"):
         rendered = render_cameras(mesh, views.c2w, views.intrinsics, light=None, supersample=1)
         masks = views.masks > 0.5
@@ -212,8 +187,6 @@ def reconstruct(
     log.info("recon: silhouette IoU %.3f (min %.3f), PSNR %.1f dB", iou.mean(), iou.min(), np.mean(view_psnr))
 
     # 7. write the files, the preview and recon.json: staged, then moved in beside the views together
-    from svd3d.recon.export import export_mesh
-
     with outputs.adding(out_dir, "recon") as staging:
         with timer("export"):
             staged: list[Path] = []
@@ -267,9 +240,6 @@ def check_recon_options(
 ) -> ReconSettings:
     """Every reconstruction option checked, before any work (also by `svd3d orbit` before it generates views);
     the defaults are `reconstruct`'s."""
-    from svd3d.recon.export import check_height, parse_formats
-    from svd3d.recon.mesh import check_faces
-
     if method not in METHODS:
         raise SVD3DError(f"unknown method {method!r}; use --method field, hull or nerfacto")
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
@@ -291,6 +261,4 @@ def check_recon_options(
 def output_names(formats: tuple[str, ...]) -> list[str]:
     """What reconstruct writes into its output folder, relative to it (checked up front: svd3d only replaces
     files it wrote itself)."""
-    from svd3d.recon.export import files_written
-
     return [p.name for fmt in formats for p in files_written(Path(f"mesh.{fmt}"))] + ["preview.png", "recon.json"]

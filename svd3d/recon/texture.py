@@ -1,6 +1,6 @@
 """UV unwrapping (xatlas) and colour baking from posed views into a texture atlas or into vertex colours.
 
-Conventions (svd3d/render.py's, reused):
+Conventions (svd3d/cameras.py's and svd3d/geometry/'s, reused):
 - UVs follow trimesh: v = 0 at the bottom row of the image. Texel (column x, row y) of an S x S texture has its
   centre at uv ((x + 0.5) / S, 1 - (y + 0.5) / S).
 - A world point at camera-space (x, y, z), z < 0, lands at pixel coordinates (cx + fl_x x / -z, cy - fl_y y / -z);
@@ -15,11 +15,11 @@ Baking, per surface sample (a texel's or a vertex's 3D point, with a crease-awar
 4. weight = max(0, n.v)^2 x the view's weight (the input view highest) x the usable footprint fraction x a trust
    that is 0 within `EDGE_EXCLUDE_PX` of the view's background (antialiased rims mixed with white) and ramps
    to 1 over the next `EDGE_RAMP_PX` pixels.
-Colours are blended in linear light (sRGB decoded, averaged, re-encoded), as svd3d.render shades. Samples with
-little total weight (unseen, or seen only at grazing angles) lean on their nearest well-seen neighbours in 3D
-(position and normal, so colours do not cross creases). In a texture, the gutters around charts are filled with
-the nearest chart texel up to `padding` texels out and with the mean colour beyond: bilinear filtering and
-mipmaps never fetch white.
+Colours are blended in linear light (sRGB decoded, averaged, re-encoded: svd3d.geometry.colour), as svd3d.render
+shades. Samples with little total weight (unseen, or seen only at grazing angles) lean on their nearest well-seen
+neighbours in 3D (position and normal, so colours do not cross creases). In a texture, the gutters around charts
+are filled with the nearest chart texel up to `padding` texels out and with the mean colour beyond: bilinear
+filtering and mipmaps never fetch white.
 """
 
 from __future__ import annotations
@@ -30,7 +30,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svd3d.cameras import grid_rays, pixel_grid
 from svd3d.errors import SVD3DError
+from svd3d.geometry import (
+    SRGB_DECODE,
+    corner_normals,
+    edge_pixels,
+    encode_srgb,
+    import_open3d,
+    raycasting_scene,
+)
 
 if TYPE_CHECKING:
     import trimesh
@@ -47,7 +56,7 @@ EXTRAPOLATE_TEXELS = 1.5  # texels just outside a chart that are coloured from t
 EDGE_EXCLUDE_PX = 1.5  # view pixels this close to the background are not used: antialiased rims and the
 # bilinear footprint mix the object's colour with the white background
 EDGE_RAMP_PX = 3.0  # over the next pixels inwards the trust ramps from 0 to 1
-ANGLE_POWER = 2  # weight = max(0, n.v) ** ANGLE_POWER (REFERENCE §7)
+ANGLE_POWER = 2  # weight = max(0, n.v) ** ANGLE_POWER
 SAME_SURFACE_DEPTH = 0.02  # a view pixel shows a sample's surface when their depths differ by < 2%
 VISIBILITY_TOLERANCE = 2e-3  # metres: an occluder must be at least this far in front of a point to hide it
 ROUGHNESS = 1.0  # lighting is baked into the albedo; a rough non-metal adds no highlight on top (glTF PBR)
@@ -210,10 +219,8 @@ def _view_images(views: ViewSet, index: int) -> tuple[np.ndarray, np.ndarray]:
     """View `index` as (H*W, 3) float32 linear colours and (H, W) float32 trust (silhouette-edge ramp)."""
     from scipy.ndimage import distance_transform_edt
 
-    from svd3d.render import _DECODE
-
     srgb = np.round(np.clip(views.images[index], 0.0, 1.0) * 255).astype(np.uint8)
-    linear = _DECODE[srgb.reshape(-1, 3)]
+    linear = SRGB_DECODE[srgb.reshape(-1, 3)]
     inside = views.masks[index] > 0.5
     ramp = np.clip((distance_transform_edt(inside) - EDGE_EXCLUDE_PX) / EDGE_RAMP_PX, 0.0, 1.0)
     return linear, ramp.astype(np.float32)
@@ -222,11 +229,9 @@ def _view_images(views: ViewSet, index: int) -> tuple[np.ndarray, np.ndarray]:
 def _surface_pixels(scene, cam: np.ndarray, intr, face_normals: np.ndarray, region: np.ndarray):
     """What the mesh itself shows in a view: ((H*W,) float32 depth along -Z, inf = background, (H*W,) bool
     usable), usable where the pixel-centre ray hits and no 4-neighbour lies across a silhouette, an occlusion edge
-    or a crease (svd3d.render's edge test): there a view pixel mixes two surfaces (antialiasing, blur).
+    or a crease (svd3d.geometry.edge_pixels): there a view pixel mixes two surfaces (antialiasing, blur).
     Only the bounding box of `region` ((H, W) bool, where samples can land) is cast, 2 pixels wider."""
-    from svd3d.render import _camera_grid, _edge_pixels, _open3d, _pixel_rays
-
-    o3d = _open3d()
+    o3d = import_open3d()
     h, w = intr.height, intr.width
     depth = np.full((h, w), np.inf, np.float32)
     usable = np.zeros((h, w), bool)
@@ -234,14 +239,14 @@ def _surface_pixels(scene, cam: np.ndarray, intr, face_normals: np.ndarray, regi
     if len(rows):
         r0, r1 = max(rows[0] - 2, 0), min(rows[-1] + 3, h)
         c0, c1 = max(cols[0] - 2, 0), min(cols[-1] + 3, w)
-        gx, gy = _camera_grid(intr, 1)
-        rays = _pixel_rays(cam[None].astype(np.float64), (gx[c0:c1], gy[r0:r1]))  # (1, h'*w', 6)
+        gx, gy = pixel_grid(intr, 1)
+        rays = grid_rays(cam[None].astype(np.float64), (gx[c0:c1], gy[r0:r1]))  # (1, h'*w', 6)
         out = scene.cast_rays(o3d.core.Tensor(rays))
         shape = (1, r1 - r0, c1 - c0)
         t = out["t_hit"].numpy().reshape(shape)  # directions have camera z = -1: t is the depth
         face = out["primitive_ids"].numpy().astype(np.int64).reshape(shape)
         hit = np.isfinite(t)
-        edge = _edge_pixels(hit, t, face, face_normals)
+        edge = edge_pixels(hit, t, face, face_normals)
         depth[r0:r1, c0:c1] = t[0]
         usable[r0:r1, c0:c1] = (hit & ~edge)[0]
     return depth.reshape(-1), usable.reshape(-1)
@@ -269,9 +274,7 @@ def _masked_bilinear(image: np.ndarray, usable: np.ndarray, surface_depth: np.nd
 def _gather(mesh, points: np.ndarray, normals: np.ndarray, views: ViewSet) -> tuple[np.ndarray, np.ndarray]:
     """Weighted colour sums over the views: (M, 3) points and unit normals -> ((M, 3) sum of w * linear colour,
     (M,) sum of w). See the module docstring for the weight."""
-    from svd3d.render import _open3d, raycasting_scene
-
-    o3d = _open3d()
+    o3d = import_open3d()
     scene = raycasting_scene(mesh)
     face_normals = np.asarray(mesh.face_normals, np.float32)
     intr = views.intrinsics
@@ -358,10 +361,9 @@ def _resolve(points: np.ndarray, normals: np.ndarray, color_sum: np.ndarray, wei
 
 
 def _smooth_normals(mesh, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """Crease-aware smooth normals (svd3d.render's) at (M,) faces and (M, 3) barycentrics -> (M, 3) unit."""
-    from svd3d.render import _corner_normals
-
-    _, corners = _corner_normals(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
+    """Crease-aware smooth normals (svd3d.geometry.corner_normals) at (M,) faces and (M, 3) barycentrics ->
+    (M, 3) unit."""
+    _, corners = corner_normals(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
     n = np.einsum("mk,mkc->mc", bary, corners[face])
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
@@ -377,8 +379,6 @@ def bake_texture(
     Gutters: texels within `padding` of a chart take the nearest chart texel's colour, the rest the mean colour.
     """
     from scipy.ndimage import distance_transform_edt
-
-    from svd3d.render import _encode
 
     # 1. check inputs
     _check_size(size, padding)
@@ -416,7 +416,7 @@ def bake_texture(
     )
     from PIL import Image
 
-    return Image.fromarray(_encode(atlas).reshape(size, size, 3), "RGB")
+    return Image.fromarray(encode_srgb(atlas).reshape(size, size, 3), "RGB")
 
 
 def apply_texture(mesh_uv: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
@@ -440,8 +440,6 @@ def bake_vertex_colors(mesh: trimesh.Trimesh, views: ViewSet) -> trimesh.Trimesh
     Each vertex averages samples taken just inside its faces (`VERTEX_SAMPLE_INSET` of the way to the opposite
     edge), not at the vertex itself: a vertex often sits on a crease, where view pixels mix two surfaces.
     """
-    from svd3d.render import _encode
-
     if len(mesh.faces) == 0:
         raise SVD3DError("the mesh has no faces; nothing to bake")
     started = time.perf_counter()
@@ -462,7 +460,7 @@ def bake_vertex_colors(mesh: trimesh.Trimesh, views: ViewSet) -> trimesh.Trimesh
     color_sum = np.stack([np.bincount(vertex, color_sum[:, c], n) for c in range(3)], axis=1)
     weight_sum = np.bincount(vertex, weight_sum, n)
     colors = _resolve(np.asarray(out.vertices, np.float64), smooth_vertex_normals(out), color_sum, weight_sum)
-    rgba = np.concatenate([_encode(colors), np.full((len(colors), 1), 255, np.uint8)], axis=1)
+    rgba = np.concatenate([encode_srgb(colors), np.full((len(colors), 1), 255, np.uint8)], axis=1)
     out.visual.vertex_colors = rgba
     log.info("bake: %d vertex colours from %d views, %.2f s", n, len(views), time.perf_counter() - started)
     return out
@@ -470,11 +468,9 @@ def bake_vertex_colors(mesh: trimesh.Trimesh, views: ViewSet) -> trimesh.Trimesh
 
 def smooth_vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:
     """(V, 3) unit vertex normals that agree across UV seams: the mean of the vertex's crease-aware corner
-    normals (svd3d.render's: faces around the same *position* within CREASE_DEG are averaged)."""
-    from svd3d.render import _corner_normals
-
+    normals (svd3d.geometry.corner_normals: faces around the same *position* within CREASE_DEG are averaged)."""
     faces = np.asarray(mesh.faces, np.int64)
-    _, corners = _corner_normals(np.asarray(mesh.vertices, np.float64), faces)  # (F, 3, 3)
+    _, corners = corner_normals(np.asarray(mesh.vertices, np.float64), faces)  # (F, 3, 3)
     flat = faces.reshape(-1)
     n = np.stack([np.bincount(flat, corners[..., c].reshape(-1), len(mesh.vertices)) for c in range(3)], -1)
     length = np.linalg.norm(n, axis=1, keepdims=True)

@@ -61,6 +61,45 @@ class ViewSet:
         return elev, azim
 
 
+def downscale_views(
+    masks: np.ndarray, intrinsics: Intrinsics, size: int, images: np.ndarray | None = None, *, whole_factor=False
+) -> tuple[np.ndarray | None, np.ndarray, Intrinsics]:
+    """Downscale (N, H, W) masks, and (N, H, W, 3) images when given, so that the longer side is about `size`
+    pixels (never upscaling), with the intrinsics to match: (images or None, masks, intrinsics). Unchanged when
+    they are small enough already.
+
+    whole_factor=False (the radiance field's stages): area resampling to exactly round(side x size / longer side)
+    pixels (torch's "area" mode), focal lengths and principal point scaled by new / old size per axis.
+    whole_factor=True (the direction check's masks): f x f blocks averaged, f = longer side // size, the last
+    H % f rows and W % f columns dropped; focal lengths and principal point divided by f (pixel-centre aligned).
+    """
+    if whole_factor:
+        f = max(1, max(intrinsics.width, intrinsics.height) // size)
+        if f == 1:
+            return images, masks, intrinsics
+        n, h, w = masks.shape
+        h2, w2 = h // f, w // f
+        small = masks[:, : h2 * f, : w2 * f].reshape(n, h2, f, w2, f).mean(axis=(2, 4))
+        if images is not None:
+            images = images[:, : h2 * f, : w2 * f].reshape(n, h2, f, w2, f, -1).mean(axis=(2, 4))
+        intr = Intrinsics(w2, h2, intrinsics.fl_x / f, intrinsics.fl_y / f, intrinsics.cx / f, intrinsics.cy / f)
+        return images, small, intr
+    import torch
+    import torch.nn.functional as F
+
+    scale = min(1.0, size / max(intrinsics.width, intrinsics.height))
+    w, h = max(1, round(intrinsics.width * scale)), max(1, round(intrinsics.height * scale))
+    if (w, h) == (intrinsics.width, intrinsics.height):
+        return images, masks, intrinsics
+    small = F.interpolate(torch.from_numpy(masks)[:, None], size=(h, w), mode="area")[:, 0].numpy()
+    if images is not None:
+        images = torch.from_numpy(images).permute(0, 3, 1, 2)
+        images = F.interpolate(images, size=(h, w), mode="area").permute(0, 2, 3, 1).numpy()
+    sx, sy = w / intrinsics.width, h / intrinsics.height
+    intr = Intrinsics(w, h, intrinsics.fl_x * sx, intrinsics.fl_y * sy, intrinsics.cx * sx, intrinsics.cy * sy)
+    return images, small, intr
+
+
 def check_folder(folder: str | Path) -> Path:
     """`folder` as a Path if it is a folder (the views' one), else SVD3DError saying what FOLDER must be."""
     folder = Path(folder)

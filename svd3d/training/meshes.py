@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from svd3d.cameras import DynamicOrbit, StaticOrbit
 from svd3d.errors import SVD3DError
-from svd3d.render import MESH_SUFFIXES, load_mesh, render_views
+from svd3d.geometry import MESH_SUFFIXES, load_mesh
+from svd3d.render import render_views
 from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output
 
 if TYPE_CHECKING:
