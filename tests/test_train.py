@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.denoiser import vpred_scalings
 from svd3d.errors import SVD3DError
-from svd3d.training.loop import lr_factor, train
+from svd3d.training.loop import encoding_key, lr_factor, train
 from svd3d.training.objective import diffusion_loss, drop_conditioning, loss_weight
 from svd3d.training.recipe import load_recipe, parse_override
 
@@ -224,7 +224,6 @@ def test_encoded_latents_are_cached_for_a_resume_and_keyed_by_encoder_and_data(t
     from svd3d.cameras import model_order
     from svd3d.models import load_model
     from svd3d.training.data import load_dataset
-    from svd3d.training.loop import _encoding_key
 
     run = tmp_path / "run"
     train(DEBUG, run, overrides={**FAST, "train.steps": 2}, progress=False)
@@ -245,20 +244,20 @@ def test_encoded_latents_are_cached_for_a_resume_and_keyed_by_encoder_and_data(t
     model = load_model(str(run / "model"))
     data, _ = load_dataset(run / "data").split(2, 0)  # the recipe's training split
     perm = model_order(5, model.info.frame_order)
-    key = _encoding_key(model, data, 5, 32, perm)
+    key = encoding_key(model, data, 5, 32, perm)
     assert cached.name == f"encoded-{key}.safetensors"
     state = model.vae.state_dict()
     with torch.no_grad():
         state["decoder.conv_out.bias"].add_(1.0)
-    assert _encoding_key(model, data, 5, 32, perm) == key, "the decoder is not part of the latents"
+    assert encoding_key(model, data, 5, 32, perm) == key, "the decoder is not part of the latents"
     with torch.no_grad():
         state["encoder.conv_in.bias"].add_(1.0)
-    moved = _encoding_key(model, data, 5, 32, perm)
+    moved = encoding_key(model, data, 5, 32, perm)
     assert moved != key
     data.frames = np.array(data.frames)
     data.frames[0, 0, 0, 0] ^= 1
-    assert _encoding_key(model, data, 5, 32, perm) != moved
-    assert _encoding_key(model, data, 5, 16, perm) != _encoding_key(model, data, 5, 32, perm)
+    assert encoding_key(model, data, 5, 32, perm) != moved
+    assert encoding_key(model, data, 5, 16, perm) != encoding_key(model, data, 5, 32, perm)
 
 
 def test_resume_after_a_kill_is_exact(tmp_path):

@@ -161,7 +161,7 @@ def _vectors(model: SVDModel, data, perm: np.ndarray) -> tuple[torch.Tensor, int
     return vector.contiguous().float(), names.index("cond_aug")
 
 
-def _encoding_key(model: SVDModel, data, frames: int, size: int, perm: np.ndarray) -> str:
+def encoding_key(model: SVDModel, data, frames: int, size: int, perm: np.ndarray) -> str:
     """A fingerprint of what the encoded caches depend on: the VAE encoder and CLIP weights, the frame selection
     and size, and the data (names, shape, source, and the pixels of up to 64 samples spread over it)."""
     h = hashlib.sha256()
@@ -182,7 +182,7 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device, cache_di
     """Encode every frame once with the frozen VAE and every first frame with CLIP (the loop's caches).
 
     With `cache_dir`, the latents and CLIP embeds are kept there as encoded-<key>.safetensors, the key fingerprinting
-    the encoder weights and the data (`_encoding_key`), so a resumed run skips the encoding. The decoder phase does
+    the encoder weights and the data (`encoding_key`), so a resumed run skips the encoding. The decoder phase does
     not change the key: it leaves the encoder, so the latents, as they are."""
     total = data.frames.shape[1]
     if model.info.kind == "orbit" and total != frames:
@@ -195,7 +195,7 @@ def _encode_data(model: SVDModel, data, frames: int, size: int, device, cache_di
     vector, column = _vectors(model, data, perm)
     cached = None
     if cache_dir is not None:
-        cached = Path(cache_dir) / f"encoded-{_encoding_key(model, data, frames, size, perm)}.safetensors"
+        cached = Path(cache_dir) / f"encoded-{encoding_key(model, data, frames, size, perm)}.safetensors"
         if cached.is_file():
             tensors = load_file(str(cached))
             log.info("encoded latents and CLIP embeds from %s", cached)
