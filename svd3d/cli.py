@@ -409,7 +409,8 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
               help="Orbit dataset folder: manifest.json (kind 'orbit'), frames.npy, elevations.npy, azimuths.npy.")  # fmt: skip
 @click.option("--objects", type=int, default=None, help="Evaluate the first K objects [all].")
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of object 0; object i uses seed + i.")
+@click.option("--seed", type=int, default=defaults.EVAL_SEED, show_default=True,
+              help="Seed of object 0; object i uses seed + i.")  # fmt: skip
 @_dtype
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -460,7 +461,8 @@ def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
               help="Clip dataset folder: manifest.json (kind 'clip'), frames.npy, fps.npy, motion.npy.")  # fmt: skip
 @click.option("--clips", type=int, default=None, help="Evaluate the first K clips [all].")
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of clip 0; clip i uses seed + i.")
+@click.option("--seed", type=int, default=defaults.EVAL_SEED, show_default=True,
+              help="Seed of clip 0; clip i uses seed + i.")  # fmt: skip
 @_dtype
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,

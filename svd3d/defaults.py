@@ -32,6 +32,9 @@ DYNAMIC_AMPLITUDE = 10.0  # degrees: the largest elevation swing of a dynamic or
 RENDER_SEED = 0  # a dynamic orbit's wobble and jitter
 SUPERSAMPLE = 3  # s x s rays in each edge pixel
 
+# evaluation (svd3d eval orbit / video): item i uses seed + i
+EVAL_SEED = 0
+
 # training data (svd3d data)
 DATA_SIZE = 64  # frame side in pixels
 DATA_SEED = 0

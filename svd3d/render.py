@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from svd3d import outputs
+from svd3d import defaults, outputs
 from svd3d.cameras import (
     DEFAULT_FOV_DEG,
     DEFAULT_RADIUS,
@@ -65,8 +65,8 @@ from svd3d.geometry import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIZE = 576
-DEFAULT_SUPERSAMPLE = 3  # s x s rays in edge pixels (adaptive, see above): 10 coverage levels, ~1.3x the cost of 1
+DEFAULT_SIZE = defaults.RENDER_SIZE
+DEFAULT_SUPERSAMPLE = defaults.SUPERSAMPLE  # s x s rays in edge pixels (adaptive, see above): 10 coverage levels
 HEADLIGHT = (-0.35, 0.45, 1.0)  # camera-space direction towards the light: upper left, in front
 AMBIENT = 0.2  # linear-light fraction that reaches surfaces turned away from the light
 MAX_RAYS_PER_CALL = 1 << 20  # rays per RaycastingScene call; keeps temporaries small enough to be reused

@@ -54,7 +54,9 @@ def imports(name: str, path: Path):
     """(target module, imported names, inside a function) for each import of svd3d's own modules in `path`."""
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    local = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) for n in ast.walk(f)}
+    local = {
+        id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) for n in ast.walk(f)
+    }
     found = modules()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
@@ -84,7 +86,7 @@ def test_every_module_has_a_layer():
 
 def test_nothing_imports_upward_or_sideways():
     wrong = []
-    for source, target, _, lazy in edges():
+    for source, target, _, _lazy in edges():
         if (source, target) in LAZY:
             continue
         if layer(target) > layer(source):

@@ -36,7 +36,7 @@ from typing import Literal
 
 import numpy as np
 
-from svd3d import media, outputs
+from svd3d import defaults, media, outputs
 from svd3d.cameras import DEFAULT_FOV_DEG, Intrinsics, orbit_c2w
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
@@ -229,8 +229,8 @@ def evaluate_asset(
     orbit: OrbitKind = "static",
     steps: int | None = None,
     faces: int = 5000,
-    dtype: str = "auto",
-    device: str = "auto",
+    dtype: str = defaults.DTYPE,
+    device: str = defaults.DEVICE,
     progress: bool = True,
 ) -> AssetEval:
     """Generate each of `objects` held-out procedural objects' orbit with an orbit model, reconstruct it (field and

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from svd3d import media, outputs
+from svd3d import defaults, media, outputs
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.eval.metrics import mean_scored_frame
@@ -280,9 +280,9 @@ def evaluate_orbit(
     *,
     objects: int | None = None,
     steps: int | None = None,
-    seed: int = 0,
-    dtype: str = "auto",
-    device: str = "auto",
+    seed: int = defaults.EVAL_SEED,
+    dtype: str = defaults.DTYPE,
+    device: str = defaults.DEVICE,
     generate: Generate | None = None,
     progress: bool = True,
 ) -> OrbitEval:

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from svd3d import media, outputs
+from svd3d import defaults, media, outputs
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.eval.metrics import mean_scored_frame
@@ -123,9 +123,9 @@ def evaluate_video(
     *,
     clips: int | None = None,
     steps: int | None = None,
-    seed: int = 0,
-    dtype: str = "auto",
-    device: str = "auto",
+    seed: int = defaults.EVAL_SEED,
+    dtype: str = defaults.DTYPE,
+    device: str = defaults.DEVICE,
     progress: bool = True,
 ) -> VideoEval:
     """Score a video model (name / path / hub id / SVDModel; the bundled default when None) on the first `clips`

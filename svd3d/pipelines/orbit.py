@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from svd3d import media, outputs
+from svd3d import defaults, media, outputs
 from svd3d.cameras import CameraFrame, Intrinsics, build_orbit, model_order, orbit_c2w, write_transforms
 from svd3d.core.vectors import orbit_vector
 from svd3d.devices import resolve_device, resolve_dtype
@@ -73,19 +73,19 @@ def generate_orbit(
     model: str | Path | SVDModel | None = None,
     frames: int | None = None,
     steps: int | None = None,
-    seed: int = 23,
+    seed: int = defaults.SEED,
     size: int | None = None,
     min_guidance: float | None = None,
     max_guidance: float | None = None,
-    orbit: str = "static",
-    elevation: float = 10.0,
+    orbit: str = defaults.ORBIT,
+    elevation: float = defaults.ELEVATION,
     elevations: list[float] | None = None,
     azimuths: list[float] | None = None,
-    object_fraction: float = 0.85,
+    object_fraction: float = defaults.OBJECT_FRACTION,
     preprocess: bool = True,
     decode_chunk: int | None = None,
-    dtype: str = "auto",
-    device: str = "auto",
+    dtype: str = defaults.DTYPE,
+    device: str = defaults.DEVICE,
     offload: bool = False,
     config: str | Path | None = None,
     output: str | Path | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from svd3d import media, outputs
+from svd3d import defaults, media, outputs
 from svd3d.core.vectors import video_vector
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
@@ -93,11 +93,11 @@ def generate_video(
     noise_aug: float | None = None,
     min_guidance: float | None = None,
     max_guidance: float | None = None,
-    seed: int = 23,
+    seed: int = defaults.SEED,
     size: tuple[int, int] | None = None,
     decode_chunk: int | None = None,
-    dtype: str = "auto",
-    device: str = "auto",
+    dtype: str = defaults.DTYPE,
+    device: str = defaults.DEVICE,
     forward_chunking: bool = False,
     offload: bool = False,
     output: str | Path | None = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svd3d import media, outputs
+from svd3d import defaults, media, outputs
 from svd3d.cameras import angles_from_c2w, orbit_c2w
 from svd3d.devices import resolve_device
 from svd3d.errors import SVD3DError
@@ -79,15 +79,15 @@ def check_direction(views, resolution: int = DIRECTION_CHECK_RESOLUTION) -> dict
 def reconstruct(
     folder: str | Path,
     *,
-    method: str = "field",
-    formats: str | tuple = ("glb",),
-    faces: str | int = "default",
-    texture: int = 1024,
+    method: str = defaults.RECON_METHOD,
+    formats: str | tuple = defaults.MESH_FORMATS,
+    faces: str | int = defaults.FACES,
+    texture: int = defaults.TEXTURE,
     uv: bool = True,
     height: float | None = None,
     output: str | Path | None = None,
-    device: str = "auto",
-    seed: int = 0,
+    device: str = defaults.DEVICE,
+    seed: int = defaults.RECON_SEED,
     hull_resolution: int = 128,
     iterations: int | None = None,
     progress: bool = True,

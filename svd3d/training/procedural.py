@@ -246,7 +246,12 @@ def procedural_orbit_dataset(
         rng = object_rng(seed, i)
         buffer.add(f"proc-{i:06d}", render_object_orbits(random_object(rng), rng, settings))
     # 3. assemble and save
-    source = {"generator": "svd3d.training.procedural", "settings": settings.record(), "seed": int(seed), "count": count}
+    source = {
+        "generator": "svd3d.training.procedural",
+        "settings": settings.record(),
+        "seed": int(seed),
+        "count": count,
+    }
     data = buffer.data(source)
     if out is not None:
         data.save(out)
