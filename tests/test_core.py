@@ -16,7 +16,7 @@ def test_karras_sigmas_formula():
     s = karras_sigmas(4, 0.002, 700.0, 7.0)
     assert s.shape == (5,) and s[-1] == 0
     assert math.isclose(s[0].item(), 700.0, rel_tol=1e-6) and math.isclose(s[3].item(), 0.002, rel_tol=1e-5)
-    # REFERENCE: EDM sigmas of the recorded 4-step run
+    # the EDM sigmas sgm recorded for its 4-step reference run
     ref = torch.tensor([700.00012, 70.540863, 2.2691193, 0.0020000036, 0.0])
     assert torch.allclose(s, ref, rtol=1e-5)
     assert torch.all(s[:-1] > s[1:])

@@ -76,7 +76,7 @@ def test_hull_of_rendered_silhouettes_recovers_the_box(box_views):
 
 
 def test_static_orbit_alone_leaves_the_bottom_wedge(box_views):
-    """REFERENCE §7: a low static orbit never sees the bottom; the dynamic orbit's low views are what cut it."""
+    """A low static orbit never sees the bottom; the dynamic orbit's low views are what cut it."""
     static = slice(0, 21)
     hull = carve_visual_hull(box_views.masks[static], box_views.c2w[static], box_views.intrinsics, 128, bounds=0.55)
     below = (box().bounds[0, 1] - hull.points()[:, 1].min()) / hull.voxel_size[1]

@@ -1,4 +1,4 @@
-"""Reconstruction metrics with a stated protocol (REFERENCE §7, SyncDreamer-style), and the mean-image baseline.
+"""Reconstruction metrics with a stated protocol (SyncDreamer-style: PROTOCOL below), and the mean-image baseline.
 
 Meshes: each is centred on its bounding-box centre and scaled so the box's largest side is 1 (``normalise``)
 unless they already share a frame (``normalise=False``); surface points are sampled uniformly by area;

@@ -17,7 +17,7 @@ ModelKind = Literal["video", "orbit"]
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Identity and sampling defaults of one model (REFERENCE §1 for the released ones)."""
+    """Identity and sampling defaults of one model (RELEASED below for Stability's four)."""
 
     name: str  # e.g. "svd_xt", "sv3d_p", "tiny-video", or a user's label
     kind: ModelKind  # video: fps / motion conditioning; orbit: camera conditioning
@@ -35,7 +35,7 @@ class ModelInfo:
     sigma_min: float = 0.002
     sigma_max: float = 700.0
     decoder: Literal["temporal", "image"] = "temporal"
-    # orbit models: how their frames relate to svd3d's camera convention (REFERENCE §4)
+    # orbit models: how their frames relate to svd3d's camera convention (svd3d/cameras.py)
     frame_order: Literal["input_last", "input_first"] = "input_last"  # where the input view sits among the frames
     azimuth_sign: int = 1  # +1: the model's azimuth grows as the camera turns to its own right, as svd3d's does
     fov_deg: float = 33.8  # field of view of the training cameras
@@ -68,7 +68,7 @@ SVD_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("fps_id", 256), ("motion_buck
 SV3D_U_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("cond_aug", 256),)
 SV3D_P_VECTOR_FIELDS: tuple[tuple[str, int], ...] = (("cond_aug", 256), ("polars_rad", 512), ("azimuths_rad", 512))
 
-# REFERENCE §1: the four released models.
+# The four released models, with the frames, steps, guidance and sizes their model cards give.
 RELEASED: dict[str, ModelInfo] = {
     "svd": ModelInfo("svd", "video", SVD_VECTOR_FIELDS, 14, 25, "linear", 1.0, 2.5, 0.02, 1024, 576),
     "svd_xt": ModelInfo("svd_xt", "video", SVD_VECTOR_FIELDS, 25, 30, "linear", 1.5, 3.0, 0.02, 1024, 576),

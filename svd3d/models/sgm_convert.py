@@ -1,6 +1,7 @@
 """sgm single-file checkpoint -> diffusers / transformers modules, streamed tensor by tensor.
 
-Key layout: REFERENCE §5 and the fixture README. Three prefixes are read:
+Key layout of Stability's released checkpoints (the tiny reference fixtures the parity tests load have the same). Three
+prefixes are read:
   model.diffusion_model.*                          -> PerFrameUNet
   conditioner.embedders.<k>.encoder.{encoder,quant_conv}.*  + first_stage_model.decoder.*  -> one VAE
       (the conditioner's copy encodes the conditioning image; the first stage's decoder decodes the samples)

@@ -1,7 +1,8 @@
 """The spatio-temporal UNet of SVD / SV3D with a per-frame vector-conditioning path.
 
 diffusers' ``UNetSpatioTemporalConditionModel`` embeds one vector per video with one sinusoid width, so it cannot
-express SV3D_p, whose every frame carries its own camera and whose angles use 512-wide sinusoids (REFERENCE §3).
+express SV3D_p, whose every frame carries its own camera and whose angles use 512-wide sinusoids (models/info.py's
+SV3D_P_VECTOR_FIELDS).
 ``PerFrameUNet`` keeps every diffusers block and weight name and owns only the embedding path: each frame gets
 ``add_embedding(concat_k sinusoid(value_k, width_k))``. With one vector per video it computes exactly what the
 stock model computes, and it loads stock SVD / SVD-XT UNet folders as they are.
