@@ -380,6 +380,18 @@ def _batch(kind: str, inputs, output: Path | None, options: dict, fmt: str | Non
         sys.exit(1)
 
 
+def _evaluation(evaluate, json_out: Path | None) -> None:
+    """Run an evaluation and print its table; with --json also write every number there (the file is checked
+    before the evaluation, not after it)."""
+    if json_out is not None:
+        _run(check_file_replaceable, json_out)
+    result = _run(evaluate)
+    click.echo(result.table())
+    if json_out is not None:
+        _run(result.write_json, json_out)
+        click.echo(f"wrote {json_out}")
+
+
 @main.group("eval")
 def evaluate() -> None:
     """Measure results: generated orbit views and reconstructed meshes against ground truth."""
@@ -419,13 +431,7 @@ def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) 
     """Generate each object of an orbit dataset from its input view at the dataset's cameras and score views 1..T-1
     against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
     baselines. Prints a markdown table."""
-    if json_out is not None:  # checked before the evaluation, not after it
-        _run(check_file_replaceable, json_out)
-    result = _run(lambda: svd3d.evaluate_orbit(model, data, **options))
-    click.echo(result.table())
-    if json_out is not None:
-        _run(result.write_json, json_out)
-        click.echo(f"wrote {json_out}")
+    _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out)
 
 
 @evaluate.command("asset")
@@ -445,14 +451,8 @@ def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
     """Generate the orbit of each held-out procedural object from its input view, reconstruct it (field and hull)
     and score the meshes against the true one (Chamfer, F-score, volume IoU, normal consistency), beside the field
     on ground-truth renders of the same cameras (the ceiling). Prints a markdown table."""
-    if json_out is not None:  # checked before the evaluation, not after it
-        _run(check_file_replaceable, json_out)
     given = {k: v for k, v in options.items() if v is not None}  # the API's signature holds the defaults
-    result = _run(lambda: svd3d.evaluate_asset(model, **given))
-    click.echo(result.table())
-    if json_out is not None:
-        _run(result.write_json, json_out)
-        click.echo(f"wrote {json_out}")
+    _evaluation(lambda: svd3d.evaluate_asset(model, **given), json_out)
 
 
 @evaluate.command("video")
@@ -471,13 +471,7 @@ def eval_video(model: str | None, data: Path, json_out: Path | None, **options) 
     """Animate the first frame of each clip of a clip dataset with the clip's fps and motion bucket and score
     frames 1..T-1 against the real ones (PSNR, SSIM) beside the repeat-input and mean-image baselines, plus how
     close frame 0 stays to the input and how well the made motion follows the motion bucket. Prints a table."""
-    if json_out is not None:  # checked before the evaluation, not after it
-        _run(check_file_replaceable, json_out)
-    result = _run(lambda: svd3d.evaluate_video(model, data, **options))
-    click.echo(result.table())
-    if json_out is not None:
-        _run(result.write_json, json_out)
-        click.echo(f"wrote {json_out}")
+    _evaluation(lambda: svd3d.evaluate_video(model, data, **options), json_out)
 
 
 @main.command()
