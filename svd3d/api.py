@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from svd3d.eval.asset import AssetEval, evaluate_asset
 from svd3d.eval.metrics import MeshScores, compare_meshes
 from svd3d.eval.orbit import OrbitEval, evaluate_orbit
 from svd3d.eval.video import VideoEval, evaluate_video
-from svd3d.geometry import load_mesh
+from svd3d.geometry import load_mesh, set_ray_threads
 from svd3d.models import SVDModel, load_model
 from svd3d.models.diffusers_io import save_diffusers
 from svd3d.models.registry import RegistryEntry, entries
@@ -228,7 +228,8 @@ def train(
 @dataclass
 class DatasetResult:
     output: Path
-    data: OrbitData | ClipData  # the dataset as training reads it (memory-mapped)
+    data: OrbitData | ClipData | None  # the dataset as training reads it (memory-mapped); None: another rank's job
+    rank: batch.Rank = field(default_factory=batch.Rank)
 
 
 DATASET_KINDS = ("procedural", "meshes", "clips", "videos")
@@ -244,10 +245,15 @@ def build_dataset(
     size: int = defaults.DATA_SIZE,
     frames: int | None = None,
     seed: int = defaults.DATA_SEED,
+    workers: int = 1,
 ) -> DatasetResult:
     """Build a training dataset into the folder `output`: `procedural` objects or `meshes` from a `source` folder
     (GLB/OBJ/PLY/STL) rendered along SV3D orbits; synthetic `clips`; or `videos` cut from a `source` folder.
-    `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14]."""
+    `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14].
+
+    `meshes` builds resume where they stopped, share the cores among `workers` processes, and under torchrun /
+    accelerate launch take this rank's share of the meshes; the process that finishes last assembles the dataset
+    (the others return `data=None`)."""
     out = Path(output)
     if kind not in DATASET_KINDS:
         raise SVD3DError(f"unknown dataset kind {kind!r}; choose one of {', '.join(DATASET_KINDS)}")
@@ -262,13 +268,22 @@ def build_dataset(
             raise SVD3DError(f"`svd3d data {kind}` needs a SOURCE folder")
         if count is not None:
             raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
+    if workers != 1 and kind != "meshes":
+        raise SVD3DError(f"--workers is for meshes datasets; drop it for {kind}")
     sized = {"size": size} | ({"frames": frames} if frames is not None else {})
     check_dataset_output(out)  # before any work
+    if kind == "meshes":  # resumable, shardable: each process locks only to assemble (training.meshes)
+        rank = batch.Rank.from_env()
+        threads = batch.rank_threads(rank)
+        if threads is not None:
+            torch.set_num_threads(threads)
+            set_ray_threads(threads)
+        data = render_orbit_dataset(source, out, settings=RenderOrbitSettings(**sized), seed=seed, workers=workers,
+                                    rank=rank)  # fmt: skip
+        return DatasetResult(out, load_dataset(out) if data is not None else None, rank)
     with outputs.locked(out):
         if kind == "procedural":
             procedural_orbit_dataset(count, out, settings=RenderOrbitSettings(**sized), seed=seed)
-        elif kind == "meshes":
-            render_orbit_dataset(source, out, settings=RenderOrbitSettings(**sized), seed=seed)
         elif kind == "clips":
             synthetic_clips(count, **sized, seed=seed).save(out)
         else:

@@ -559,17 +559,28 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
 @click.option("--size", type=int, default=defaults.DATA_SIZE, show_default=True, help="Square frame size in pixels.")
 @click.option("--frames", type=int, default=None, help="Frames per orbit [21] or clip [14].")
 @click.option("--seed", type=int, default=defaults.DATA_SEED, show_default=True)
-def data(kind: str, source: Path | None, output: Path, count: int | None, size: int, frames: int | None,
-         seed: int) -> None:  # fmt: skip
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="meshes: processes rendering at once on this machine, sharing its cores.")  # fmt: skip
+def data(kind: str, source: Path | None, output: Path, **options) -> None:
     """Build a training dataset: `procedural` objects or `meshes` from a SOURCE folder (GLB/OBJ/PLY/STL) rendered
-    along SV3D orbits; synthetic `clips`; or `videos` cut from a SOURCE folder of clips."""
+    along SV3D orbits; synthetic `clips`; or `videos` cut from a SOURCE folder of clips.
 
-    result = _run(lambda: svd3d.build_dataset(kind, output, source=source, count=count, size=size, frames=frames,
-                                              seed=seed))  # fmt: skip
-    folder, dataset = result.output, result.data
+    `meshes` resumes where an interrupted build stopped, lists meshes that cannot be loaded (never fatal), renders
+    with --workers processes, and under `torchrun` / `accelerate launch -m svd3d data meshes ...` each process
+    takes its share of the meshes; the last to finish assembles the dataset."""
+    left = "finished meshes are kept beside it; run the same command to resume" if kind == "meshes" else NOTHING_WRITTEN
+    result = _run(lambda: svd3d.build_dataset(kind, output, source=source, **options), left=left)
+    if result.data is None:
+        click.echo(f"rank {result.rank.rank}/{result.rank.world_size}: its meshes are rendered; the last rank to "
+                   f"finish writes {output}")  # fmt: skip
+        return
+    dataset = result.data
     n, t, h, w = dataset.frames.shape[:4]
     what = f"{len(dataset.objects())} objects, {n} orbits" if kind in ("procedural", "meshes") else f"{n} clips"
-    click.echo(f"wrote {folder} ({what} x {t} frames at {w}x{h})")
+    skipped = dataset.source.get("skipped") or []
+    click.echo(f"wrote {result.output} ({what} x {t} frames at {w}x{h})")
+    for item in skipped:
+        click.echo(f"skipped {item['path']}: {item['error']}")
 
 
 @main.command("models")

@@ -53,10 +53,10 @@ from svd3d.errors import SVD3DError
 from svd3d.geometry import (
     FitTo,
     albedo,
+    cast_rays,
     corner_normals,
     edge_pixels,
     encode_srgb,
-    import_open3d,
     interpolate_corners,
     load_mesh,
     mesh_surface,
@@ -113,7 +113,6 @@ class _Prepared:
     """A mesh ready to ray-cast: the Embree scene, normals and colour source, built once per render."""
 
     def __init__(self, mesh):
-        o3d = import_open3d()
         vertices = np.asarray(mesh.vertices, dtype=np.float64)
         faces = np.asarray(mesh.faces, dtype=np.int64)
         if len(faces) == 0:
@@ -122,11 +121,10 @@ class _Prepared:
         face_normals, corners = corner_normals(vertices, faces)
         self.face_normals, self.corner_normals = face_normals.astype(np.float32), corners.astype(np.float32)
         self.surface = mesh_surface(mesh)
-        self._tensor = o3d.core.Tensor
 
     def cast(self, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(..., 6) float32 rays -> t (...) float32 (inf = miss), face ids (...), barycentrics (..., 2) float32."""
-        out = self.scene.cast_rays(self._tensor(rays))
+        out = cast_rays(self.scene, rays)
         return out["t_hit"].numpy(), out["primitive_ids"].numpy(), out["primitive_uvs"].numpy()
 
     def shade(self, dirs, face_idx, bary_uv, lights, ambient):
@@ -268,7 +266,6 @@ def render_views(
 
 def render_silhouettes(mesh, c2w: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """(N, H, W) bool: which pixel-centre rays hit the mesh. Cheaper than `render_cameras` (no shading)."""
-    o3d = import_open3d()
     c2w = np.asarray(c2w, dtype=np.float64)
     scene = raycasting_scene(mesh)
     grid = pixel_grid(intrinsics, 1)
@@ -276,7 +273,7 @@ def render_silhouettes(mesh, c2w: np.ndarray, intrinsics: Intrinsics) -> np.ndar
     batch = max(1, MAX_RAYS_PER_CALL // (intrinsics.height * intrinsics.width))
     for start in range(0, len(c2w), batch):
         rays = grid_rays(c2w[start : start + batch], grid)
-        hit = np.isfinite(scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy())
+        hit = np.isfinite(cast_rays(scene, rays)["t_hit"].numpy())
         out[start : start + batch] = hit.reshape(-1, intrinsics.height, intrinsics.width)
     return out
 

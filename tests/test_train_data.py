@@ -5,6 +5,9 @@ every bad input."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,9 +17,11 @@ import trimesh
 from click.testing import CliRunner
 from PIL import Image
 
+from svd3d.batch import Rank
 from svd3d.cli import main
 from svd3d.errors import SVD3DError
 from svd3d.render import render_views
+from svd3d.training import meshes as meshes_module
 from svd3d.training.clips import FPS_CHOICES, random_scene, render_scene, synthetic_clips
 from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings, load_dataset, motion_bucket
 from svd3d.training.meshes import render_object_orbits, render_orbit_dataset
@@ -253,6 +258,55 @@ def test_render_orbit_dataset_skips_and_lists_bad_meshes(mesh_folder, tmp_path):
     static = RenderOrbitSettings(size=24, frames=5, orbits=("static",))
     again = render_orbit_dataset([mesh_folder / "box.glb"], None, settings=static, seed=1)
     assert again.names == ["box#static"]
+
+
+def test_mesh_dataset_resumes_and_shards_to_the_same_bytes(mesh_folder, tmp_path):
+    """Rank 0 of 2 renders its meshes and stops (as a killed or sharded build does); the full run renders only the
+    rest, and the dataset is byte for byte the one-shot build's. Two worker processes give the same bytes too."""
+    settings, folder = RenderOrbitSettings(size=16, frames=3), tmp_path / "shared"
+    one = render_orbit_dataset(mesh_folder, tmp_path / "one", settings=settings, seed=2)
+    assert not (tmp_path / ".one.svd3d-parts").exists()  # the parts are gone once the dataset is assembled
+
+    half = render_orbit_dataset(mesh_folder, folder, settings=settings, seed=2, rank=Rank(0, 2, launched=True))
+    parts = tmp_path / ".shared.svd3d-parts"
+    assert half is None and not folder.exists()
+    assert sorted(p.name for p in parts.iterdir()) == ["000000.npz", "000002.npz"]  # meshes 0 and 2 of 3
+    calls = []
+    real = meshes_module.render_part
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(meshes_module, "render_part", lambda *job: calls.append(job[1]) or real(*job))
+        rest = render_orbit_dataset(mesh_folder, folder, settings=settings, seed=2)
+    assert calls == [1] and not parts.exists()  # rank 0's parts reused, only mesh 1 rendered; parts removed
+    for key in ("frames", "masks", "elevations", "azimuths"):
+        assert np.array_equal(getattr(rest, key), getattr(one, key)), key
+    assert rest.names == one.names and rest.source["skipped"] == one.source["skipped"]
+
+    pooled = render_orbit_dataset(mesh_folder, tmp_path / "pooled", settings=settings, seed=2, workers=2)
+    assert all(np.array_equal(getattr(pooled, k), getattr(one, k)) for k in ("frames", "masks", "azimuths"))
+
+
+def test_svd3d_data_meshes_under_torchrun(mesh_folder, tmp_path):
+    """`torchrun --nproc-per-node 2 -m svd3d data meshes`: each process renders its share, the last assembles,
+    and the dataset's arrays are those of one process."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    args = ["-m", "svd3d", "-q", "data", "meshes", str(mesh_folder), "--size", "16", "--frames", "3"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    for cmd, out in (([sys.executable, *args], "one"), ([*launch, *args], "two")):
+        done = subprocess.run([*cmd, "-o", str(tmp_path / out)], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("frames", "masks", "elevations", "azimuths"):
+        assert (tmp_path / "one" / f"{name}.npy").read_bytes() == (tmp_path / "two" / f"{name}.npy").read_bytes()
+    assert not list(tmp_path.glob(".*svd3d-parts"))
+
+
+def test_stale_parts_are_rendered_again(mesh_folder, tmp_path):
+    """A part from other settings (or an edited mesh) is not reused."""
+    out, parts = tmp_path / "ds", tmp_path / ".ds.svd3d-parts"
+    render_orbit_dataset(mesh_folder, out, settings=RenderOrbitSettings(size=16, frames=3), seed=0,
+                         rank=Rank(0, 3, launched=True))  # fmt: skip
+    assert (parts / "000000.npz").is_file()
+    data = render_orbit_dataset(mesh_folder, out, settings=RenderOrbitSettings(size=24, frames=3), seed=0)
+    assert data.frames.shape[2] == 24  # the 16 px part was stale
 
 
 def test_render_orbit_dataset_errors(mesh_folder, tmp_path):

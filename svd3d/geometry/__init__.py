@@ -13,7 +13,14 @@ It imports nothing of svd3d but errors.py: rendering, reconstruction and evaluat
 
 from svd3d.geometry.colour import SRGB_DECODE, encode_srgb, linear_to_srgb, srgb_to_linear, unit_rgb
 from svd3d.geometry.mesh import MESH_SUFFIXES, FitTo, load_mesh
-from svd3d.geometry.rays import EDGE_DEPTH_JUMP, edge_pixels, import_open3d, raycasting_scene
+from svd3d.geometry.rays import (
+    EDGE_DEPTH_JUMP,
+    cast_rays,
+    edge_pixels,
+    import_open3d,
+    raycasting_scene,
+    set_ray_threads,
+)
 from svd3d.geometry.surface import (
     CREASE_DEG,
     DEFAULT_GREY,
@@ -35,6 +42,7 @@ __all__ = [
     "FitTo",
     "Surface",
     "albedo",
+    "cast_rays",
     "corner_normals",
     "edge_pixels",
     "encode_srgb",
@@ -47,6 +55,7 @@ __all__ = [
     "mesh_surface",
     "raycasting_scene",
     "sample_texture",
+    "set_ray_threads",
     "srgb_to_linear",
     "unit_rgb",
 ]

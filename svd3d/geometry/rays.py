@@ -28,6 +28,21 @@ def import_open3d():
     return open3d
 
 
+_RAY_THREADS = [0]  # threads per ray cast; 0: all the cores (open3d's default)
+
+
+def set_ray_threads(threads: int) -> None:
+    """Cap the threads each ray cast of this process uses (0: all cores). Several processes sharing the cores (data
+    workers, launcher ranks) each take their share, as they do for torch, or they fight over the cores."""
+    _RAY_THREADS[0] = max(0, int(threads))
+
+
+def cast_rays(scene, rays: np.ndarray) -> dict:
+    """`scene.cast_rays` on (..., 6) float32 rays with this process's thread cap -> open3d's result dict."""
+    o3d = import_open3d()
+    return scene.cast_rays(o3d.core.Tensor(rays), nthreads=_RAY_THREADS[0])
+
+
 def raycasting_scene(mesh):
     """An open3d (Embree) RaycastingScene holding the mesh's triangles: the one place svd3d builds one."""
     o3d = import_open3d()

@@ -3,19 +3,28 @@ objects use too) and a folder of mesh files (`render_orbit_dataset`), in the for
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import multiprocessing
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
+from svd3d import outputs
+from svd3d.batch import Rank, rank_threads, shard
 from svd3d.cameras import DynamicOrbit, StaticOrbit
 from svd3d.errors import SVD3DError
-from svd3d.geometry import MESH_SUFFIXES, load_mesh
+from svd3d.geometry import MESH_SUFFIXES, load_mesh, set_ray_threads
+from svd3d.outputs import atomic_file
 from svd3d.render import render_views
-from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output
+from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
 
 if TYPE_CHECKING:
     import trimesh
@@ -103,13 +112,67 @@ def _mesh_names(paths: list[Path], root: Path | None) -> list[str]:
     return names
 
 
+# A mesh dataset is built one mesh at a time into a hidden parts folder beside the dataset (".NAME.svd3d-parts/",
+# one .npz per finished mesh, written atomically), then assembled in index order. So a rerun, another worker or
+# another rank (torchrun / accelerate launch) never renders a finished mesh again, and every way of splitting the
+# work gives the same bytes: mesh i always draws from object_rng(seed, i).
+PART_KEYS = ("frames", "masks", "elevations", "azimuths")
+
+
+def parts_folder(out: Path) -> Path:
+    return out.parent / f".{out.name}.svd3d-parts"
+
+
+def part_key(path: Path, index: int, settings: RenderOrbitSettings, seed: int) -> str:
+    """What a part was rendered from: the mesh file (path, size, modification time), its index, the settings and
+    seed. A part with another key is stale and rendered again."""
+    stat = path.stat()
+    record = [str(path.resolve()), stat.st_size, stat.st_mtime_ns, index, settings.record(), int(seed)]
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def read_part(part: Path, key: str) -> dict | None:
+    """A finished part as {"error": str, arrays...}, or None when it is missing, unreadable or stale."""
+    try:
+        with np.load(part, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return {"error": str(data["error"]), **{k: data[k] for k in PART_KEYS if k in data}}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def render_part(path: Path, index: int, part: Path, key: str, settings: RenderOrbitSettings, seed: int) -> None:
+    """Render mesh `index` along its orbits into the file `part`; a mesh that cannot be loaded gives a part that
+    records why (so it is listed as skipped, and not tried again)."""
+    arrays, error = {}, ""
+    try:
+        rendered = render_object_orbits(load_mesh(path, fit_to="sphere"), object_rng(seed, index), settings)
+        arrays = {k: rendered[k] for k in PART_KEYS}
+    except SVD3DError as err:
+        log.warning("skipping %s: %s", path, err)
+        error = str(err)
+    with atomic_file(part) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, key=np.str_(key), error=np.str_(error), **arrays)
+
+
+def _worker_start(threads: int) -> None:
+    """A pool worker's share of the cores, for torch and for ray casting."""
+    import torch
+
+    torch.set_num_threads(threads)
+    set_ray_threads(threads)
+
+
 def render_orbit_dataset(
     meshes: str | Path | list,
     out: str | Path | None,
     *,
     settings: RenderOrbitSettings | None = None,
     seed: int = 0,
-) -> OrbitData:
+    workers: int = 1,
+    rank: Rank | None = None,
+) -> OrbitData | None:
     """Render every mesh (a folder, searched recursively, or a list of GLB / glTF / OBJ / PLY / STL / OFF files)
     along seeded orbits (`settings`, default RenderOrbitSettings(): size, views, orbit kinds...) into an
     OrbitData, saved to `out` unless it is None.
@@ -119,37 +182,72 @@ def render_orbit_dataset(
     sample per orbit kind, named "<path relative to the folder>#<orbit>". Object i draws from a generator seeded
     by (seed, i), i its index in sorted path order. Meshes that fail to load are skipped with a warning and listed
     in the manifest's source.skipped; it is an error when none loads.
+
+    With `out`: resumable and shardable (see PART_KEYS above). `workers` processes share this process's cores;
+    `rank` (svd3d.batch.Rank: torchrun / accelerate launch) takes every world_size-th mesh. The process that finds
+    every part finished assembles the dataset and returns it; the others return None.
     """
     # 1. check inputs
     settings = (settings or RenderOrbitSettings()).check()
+    workers = whole_number("workers", workers, 1, unit="processes")
+    rank = rank or Rank()
     if out is not None:
-        check_dataset_output(Path(out))
+        out = Path(out)
+        check_dataset_output(out)
     paths = find_meshes(meshes)
     root = Path(meshes) if isinstance(meshes, str | Path) and Path(meshes).is_dir() else None
     names = _mesh_names(paths, root)
     log.info("rendering %d meshes: %s orbits of %d views at %d px", len(paths), "+".join(settings.orbits),
              settings.frames, settings.size)  # fmt: skip
-    # 2. load and render each mesh
-    buffer, skipped = OrbitBuffer(len(paths), settings), []
-    for i, (path, name) in enumerate(tqdm(list(zip(paths, names, strict=True)), desc="meshes", disable=None)):
-        try:
-            mesh = load_mesh(path, fit_to="sphere")
-        except SVD3DError as err:
-            log.warning("skipping %s: %s", path, err)
-            skipped.append({"path": str(path), "error": str(err)})
-            continue
-        buffer.add(name, render_object_orbits(mesh, object_rng(seed, i), settings))
-    if not buffer.names:
-        raise SVD3DError(f"none of the {len(paths)} mesh files could be loaded (first: {skipped[0]['error']})")
-    # 3. assemble and save
-    source = {
-        "generator": "svd3d.training.meshes.render_orbit_dataset",
-        "settings": settings.record(),
-        "seed": int(seed),
-        "meshes": str(root) if root is not None else [str(p) for p in paths],
-        "skipped": skipped,
-    }
-    data = buffer.data(source)
-    if out is not None:
-        data.save(out)
-    return data
+
+    # 2. render this process's share that is not finished yet, each mesh into its part
+    parts = parts_folder(out) if out is not None else Path(tempfile.mkdtemp(prefix="svd3d-parts-"))
+    keys = [part_key(p, i, settings, seed) for i, p in enumerate(paths)]
+    part = [parts / f"{i:06d}.npz" for i in range(len(paths))]
+    todo = [i for i in shard(len(paths), rank.rank, rank.world_size) if read_part(part[i], keys[i]) is None]
+    jobs = [(paths[i], i, part[i], keys[i], settings, seed) for i in todo]
+    desc = f"rank {rank.rank} meshes" if rank.world_size > 1 else "meshes"
+    try:
+        if workers == 1 or len(jobs) < 2:
+            for job in tqdm(jobs, desc=desc, disable=None):
+                render_part(*job)
+        else:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            threads = max(1, (rank_threads(rank) or cores) // workers)
+            context = multiprocessing.get_context("spawn")  # open3d and torch threads do not survive a fork
+            with context.Pool(workers, initializer=_worker_start, initargs=(threads,)) as pool:
+                pending = [pool.apply_async(render_part, job) for job in jobs]
+                for result in tqdm(pending, desc=desc, disable=None):
+                    result.get()
+
+        # 3. assemble in index order, once every part is finished (by whichever process sees that first)
+        finished = [read_part(p, k) for p, k in zip(part, keys, strict=True)]
+        if any(f is None for f in finished):
+            log.info("rank %d: its %d meshes are rendered; the last rank to finish assembles %s", rank.rank,
+                     len(todo), out)  # fmt: skip
+            return None
+        buffer, skipped = OrbitBuffer(len(paths), settings), []
+        for path, name, done in zip(paths, names, finished, strict=True):
+            if done["error"]:
+                skipped.append({"path": str(path), "error": done["error"]})
+            else:
+                buffer.add(name, done)
+        if not buffer.names:
+            raise SVD3DError(f"none of the {len(paths)} mesh files could be loaded (first: {skipped[0]['error']})")
+        source = {
+            "generator": "svd3d.training.meshes.render_orbit_dataset",
+            "settings": settings.record(),
+            "seed": int(seed),
+            "meshes": str(root) if root is not None else [str(p) for p in paths],
+            "skipped": skipped,
+        }
+        data = buffer.data(source)
+        if out is not None:
+            with outputs.locked(out):
+                if parts.is_dir():  # another rank may have assembled it while this one waited for the lock
+                    data.save(out)
+                    shutil.rmtree(parts)
+        return data
+    finally:
+        if out is None:
+            shutil.rmtree(parts, ignore_errors=True)
