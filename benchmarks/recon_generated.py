@@ -59,8 +59,8 @@ VARIANTS: dict[str, dict] = {
         "align": {"RECON_ALIGN_SILHOUETTES": False},
         "field": {"align": False, "appearance": False},
     },
-    # the default without the silhouette alignment before the hull
-    "noalign": {"align": {"RECON_ALIGN_SILHOUETTES": False}},
+    # the default plus the silhouette alignment before the hull (svd3d.recon.align.align_silhouettes)
+    "silalign": {"align": {"RECON_ALIGN_SILHOUETTES": True}},
     # soft hull: voxels may miss k silhouettes
     "soft2": {"hull": {"RECON_MAX_MISSES": 2, "RECON_TOLERANCE": 0.0}, "field": {"align": False, "appearance": False}},
     # tolerant hull: voxels may miss silhouettes by a band of 1 % / 2 % of the image side
