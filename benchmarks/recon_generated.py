@@ -11,6 +11,7 @@ per mesh).
     python benchmarks/recon_generated.py [--meshes DIR] [--levels clean mild strong] [--methods hull field]
                                          [--only Duck bunny] [--variant NAME] [--keep DIR] [--json OUT]
 
+--levels also takes mild-drift, mild-colour and mild-blur: the mild level's errors one kind at a time (PARTS).
 --variant picks a named set of reconstruction settings (VARIANTS below) to measure what each robustness lever
 buys; "default" is the code as it stands.
 """
@@ -41,14 +42,25 @@ from svd3d.recon.pipeline import reconstruct  # noqa: E402
 from svd3d.render import render_to_folder  # noqa: E402
 
 ORBIT = "static"
-# named reconstruction settings: {"hull": {hull.py constant: value}, "field": {FieldSettings field: value}}
+# the mild level's errors one kind at a time, to measure what each costs (--levels mild-drift ...)
+PARTS = {
+    "mild-drift": dataclasses.replace(LEVELS["mild"], color=0.0, brightness=0.0, blur_px=0.0),
+    "mild-colour": dataclasses.replace(LEVELS["mild"], shift=0.0, scale=0.0, rotate_deg=0.0, blur_px=0.0),
+    "mild-blur": dataclasses.replace(LEVELS["mild"], shift=0.0, scale=0.0, rotate_deg=0.0, color=0.0, brightness=0.0),
+}
+ALL_LEVELS = {**LEVELS, **PARTS}
+# named reconstruction settings: {"hull": {hull.py constant: value}, "align": {align.py constant: value},
+# "field": {FieldSettings field: value}}
 VARIANTS: dict[str, dict] = {
     "default": {},  # the code as it stands
     # before the levers: exact hull, no alignment, no per-view colour
     "baseline": {
         "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.0},
+        "align": {"RECON_ALIGN_SILHOUETTES": False},
         "field": {"align": False, "appearance": False},
     },
+    # the default plus the silhouette alignment before the hull (svd3d.recon.align.align_silhouettes)
+    "silalign": {"align": {"RECON_ALIGN_SILHOUETTES": True}},
     # soft hull: voxels may miss k silhouettes
     "soft2": {"hull": {"RECON_MAX_MISSES": 2, "RECON_TOLERANCE": 0.0}, "field": {"align": False, "appearance": False}},
     # tolerant hull: voxels may miss silhouettes by a band of 1 % / 2 % of the image side
@@ -80,16 +92,18 @@ VARIANTS: dict[str, dict] = {
 
 @contextlib.contextmanager
 def variant_settings(name: str):
-    """Temporarily apply a VARIANTS entry: hull.py module constants and FieldSettings defaults."""
+    """Temporarily apply a VARIANTS entry: hull.py and align.py module constants and FieldSettings defaults."""
+    import svd3d.recon.align as align_mod
     import svd3d.recon.field as field_mod
     import svd3d.recon.hull as hull_mod
 
     spec = VARIANTS[name]
-    saved_hull = {k: getattr(hull_mod, k) for k in spec.get("hull", {})}
+    modules = {"hull": hull_mod, "align": align_mod}
+    saved = {(m, k): getattr(modules[m], k) for m in modules for k in spec.get(m, {})}
     saved_settings = field_mod.FieldSettings
     try:
-        for k, v in spec.get("hull", {}).items():
-            setattr(hull_mod, k, v)
+        for m, k in saved:
+            setattr(modules[m], k, spec[m][k])
         if spec.get("field"):
             overrides = spec["field"]
             base = saved_settings
@@ -100,8 +114,8 @@ def variant_settings(name: str):
             field_mod.FieldSettings = settings
         yield
     finally:
-        for k, v in saved_hull.items():
-            setattr(hull_mod, k, v)
+        for (m, k), v in saved.items():
+            setattr(modules[m], k, v)
         field_mod.FieldSettings = saved_settings
 
 
@@ -111,7 +125,7 @@ def perturbed_folder(views_dir: Path, out_dir: Path, level: str, seed: int) -> P
         return out_dir
     _, frames = read_transforms(views_dir / "transforms.json")
     rgba = np.stack([np.asarray(Image.open(views_dir / f.file_path).convert("RGBA")) for f in frames])
-    out = perturb_views(rgba, level, seed)
+    out = perturb_views(rgba, ALL_LEVELS[level], seed)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "images").mkdir(parents=True)
@@ -160,7 +174,7 @@ def print_tables(rows: list[dict]) -> None:
 
     keys = ("chamfer", "f_score", "iou", "normal", "psnr", "seconds")
     groups = sorted(
-        {(r["level"], r["method"], r["variant"]) for r in rows}, key=lambda g: (list(LEVELS).index(g[0]),) + g[1:]
+        {(r["level"], r["method"], r["variant"]) for r in rows}, key=lambda g: (list(ALL_LEVELS).index(g[0]),) + g[1:]
     )
     print("\nmeans over meshes")
     print(head.format("level"))
@@ -183,7 +197,7 @@ def main() -> None:
     default = os.environ.get("SVD3D_BENCH_MESHES", Path(__file__).resolve().parents[2] / "shared/bench/meshes")
     parser.add_argument("--meshes", type=Path, default=Path(default))
     parser.add_argument("--only", nargs="*", default=None, help="mesh file stems to run (default: all)")
-    parser.add_argument("--levels", nargs="*", default=list(LEVELS), choices=list(LEVELS))
+    parser.add_argument("--levels", nargs="*", default=list(LEVELS), choices=list(ALL_LEVELS))
     parser.add_argument("--methods", nargs="*", default=["hull", "field"])
     parser.add_argument("--variant", nargs="*", default=["default"], choices=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
@@ -214,7 +228,7 @@ def main() -> None:
     print(f"\n21 views on the static 10-degree orbit at 576 px, 3 held out {HELD_OUT} (PSNR against clean renders); "
           f"{os.cpu_count()} CPUs; perturbation seed {args.seed}; {rows[0]['protocol']}; F-score tau 0.01")  # fmt: skip
     for name in args.levels:
-        print(f"  {name}: {dataclasses.asdict(LEVELS[name])}")
+        print(f"  {name}: {dataclasses.asdict(ALL_LEVELS[name])}")
     print_tables(rows)
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
