@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPO / "assets" / "examples").glob("*.png"))
+EXAMPLES = sorted((REPO / "assets" / "examples").glob("toy_*.png"))  # objects on a plain background
 LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 SVD3D = [sys.executable, "-m", "svd3d", "-q"]
 

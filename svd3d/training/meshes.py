@@ -223,7 +223,7 @@ def render_orbit_dataset(
         # 3. assemble in index order, once every part is finished (by whichever process sees that first)
         finished = [read_part(p, k) for p, k in zip(part, keys, strict=True)]
         if any(f is None for f in finished):
-            log.info("rank %d: its %d meshes are rendered; the last rank to finish assembles %s", rank.rank,
+            log.debug("rank %d: its %d meshes are rendered; the last rank to finish assembles %s", rank.rank,
                      len(todo), out)  # fmt: skip
             return None
         buffer, skipped = OrbitBuffer(len(paths), settings), []
