@@ -87,6 +87,9 @@ VARIANTS: dict[str, dict] = {
         "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.01},
         "field": {"align": True, "appearance": False},
     },
+    # small views (--size 64): every stage of the field kept, the views upsampled to 96, 144 and 192 px (what
+    # FieldSettings.for_views cuts)
+    "uncut": {"uncut": True},
 }
 
 
@@ -96,27 +99,31 @@ def variant_settings(name: str):
     import svd3d.recon.align as align_mod
     import svd3d.recon.field as field_mod
     import svd3d.recon.hull as hull_mod
+    import svd3d.recon.pipeline as pipeline_mod
 
     spec = VARIANTS[name]
     modules = {"hull": hull_mod, "align": align_mod}
     saved = {(m, k): getattr(modules[m], k) for m in modules for k in spec.get(m, {})}
-    saved_settings = field_mod.FieldSettings
+    saved_settings, saved_cut = pipeline_mod.FieldSettings, field_mod.FieldSettings.for_views
     try:
         for m, k in saved:
             setattr(modules[m], k, spec[m][k])
-        if spec.get("field"):
+        if spec.get("field"):  # the pipeline builds its FieldSettings by the name it imported
             overrides = spec["field"]
             base = saved_settings
 
             def settings(**kwargs):
                 return base(**{**overrides, **kwargs})
 
-            field_mod.FieldSettings = settings
+            pipeline_mod.FieldSettings = settings
+        if spec.get("uncut"):
+            field_mod.FieldSettings.for_views = lambda self, size: self
         yield
     finally:
         for (m, k), v in saved.items():
             setattr(modules[m], k, v)
-        field_mod.FieldSettings = saved_settings
+        pipeline_mod.FieldSettings = saved_settings
+        field_mod.FieldSettings.for_views = saved_cut
 
 
 def perturbed_folder(views_dir: Path, out_dir: Path, level: str, seed: int) -> Path:
@@ -136,12 +143,12 @@ def perturbed_folder(views_dir: Path, out_dir: Path, level: str, seed: int) -> P
     return out_dir
 
 
-def run_case(mesh_path: Path, level: str, method: str, variant: str, root: Path, seed: int) -> dict:
-    views_dir = root / f"{mesh_path.stem}-{ORBIT}"
+def run_case(mesh_path: Path, level: str, method: str, variant: str, root: Path, seed: int, size: int = 576) -> dict:
+    views_dir = root / f"{mesh_path.stem}-{ORBIT}-{size}"
     if not views_dir.exists():
-        render_to_folder(mesh_path, ORBITS[ORBIT].angles(), views_dir, 576, light=LIGHT)
-    level_dir = perturbed_folder(views_dir, root / f"{mesh_path.stem}-{ORBIT}-{level}", level, seed)
-    train_dir = root / f"{mesh_path.stem}-{level}-{method}-{variant}"
+        render_to_folder(mesh_path, ORBITS[ORBIT].angles(), views_dir, size, light=LIGHT)
+    level_dir = perturbed_folder(views_dir, root / f"{mesh_path.stem}-{ORBIT}-{size}-{level}", level, seed)
+    train_dir = root / f"{mesh_path.stem}-{size}-{level}-{method}-{variant}"
     shutil.rmtree(train_dir, ignore_errors=True)
     split(level_dir, train_dir)
     with variant_settings(variant):
@@ -154,6 +161,7 @@ def run_case(mesh_path: Path, level: str, method: str, variant: str, root: Path,
         "level": level,
         "method": method,
         "variant": variant,
+        "size": size,
         "seconds": seconds,
         "chamfer": scores.chamfer,
         "f_score": scores.f_score,
@@ -201,6 +209,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=["hull", "field"])
     parser.add_argument("--variant", nargs="*", default=["default"], choices=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
+    parser.add_argument("--size", type=int, default=576, help="views rendered at this size (the bundled models: 64)")
     parser.add_argument("--keep", type=Path, default=None, help="keep renders and outputs in this folder (reused)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument("--report", type=Path, nargs="*", default=None, help="only print the tables of JSON files")
@@ -218,14 +227,14 @@ def main() -> None:
         for level in args.levels:
             for variant in args.variant:
                 for method in args.methods:
-                    row = run_case(mesh, level, method, variant, root, args.seed)
+                    row = run_case(mesh, level, method, variant, root, args.seed, args.size)
                     rows.append(row)
                     if args.json:  # written as it goes: a partial run still leaves its rows
                         args.json.write_text(json.dumps(rows, indent=1))
                     print(f"  {row['mesh']:16s} {level:7s} {method:6s} {variant:10s} {row['seconds']:6.1f} s  "
                           f"chamfer {row['chamfer']:.4f}  IoU {row['iou']:.3f}  normal {row['normal']:.3f}  "
                           f"PSNR {row['psnr']:.1f}", flush=True)  # fmt: skip
-    print(f"\n21 views on the static 10-degree orbit at 576 px, 3 held out {HELD_OUT} (PSNR against clean renders); "
+    print(f"\n21 views on the static 10-degree orbit at {args.size} px, 3 held out {HELD_OUT} (PSNR against clean renders); "
           f"{os.cpu_count()} CPUs; perturbation seed {args.seed}; {rows[0]['protocol']}; F-score tau 0.01")  # fmt: skip
     for name in args.levels:
         print(f"  {name}: {dataclasses.asdict(ALL_LEVELS[name])}")

@@ -167,7 +167,10 @@ def _recon_options(fn):
             help="Face budget: a number, or mobile (5000), default (20000), hero (50000).",
         ),  # fmt: skip
         click.option(
-            "--texture", type=int, default=defaults.TEXTURE, show_default=True, help="Texture size in pixels."
+            "--texture",
+            default=defaults.TEXTURE,
+            show_default=True,
+            help="Texture size in pixels (a power of two), or auto: up to 1024, no more than the views hold.",
         ),
         click.option("--no-uv", is_flag=True, help="Vertex colours instead of a UV texture."),
         click.option(

@@ -21,7 +21,7 @@ OBJECT_FRACTION = 0.85  # the object's larger side as a fraction of the conditio
 RECON_METHOD = "field"  # radiance field fitted to the views; "hull" is the visual hull alone
 MESH_FORMATS = "glb"  # comma-separated: glb, obj, ply, stl
 FACES = "default"  # a number, or a budget's name (svd3d.recon.mesh: mobile, default, hero)
-TEXTURE = 1024  # texture side in pixels
+TEXTURE = "auto"  # texture side in pixels, or auto: up to 1024, no more than the views hold (512 for 64 px views)
 RECON_SEED = 0  # the field's initialisation and ray sampling
 
 # rendering a mesh along an orbit (svd3d render)

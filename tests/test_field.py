@@ -117,3 +117,16 @@ def test_settings_are_checked(scene):
     empty = dataclasses.replace(hull, occupancy=np.zeros_like(hull.occupancy))
     with pytest.raises(SVD3DError, match="empty"):
         fit_field(train, empty, TINY, progress=False)
+
+
+def test_small_views_cut_the_stages_that_would_only_upsample_them():
+    """Stages at more pixels than the views have are cut: the first becomes the last, one cell per view pixel."""
+    settings = FieldSettings()  # (64, 96, 128) cells at (96, 144, 192) px
+    assert settings.for_views(576) is settings and settings.for_views(192) is settings
+    assert settings.for_views(64).stages() == [(64, 64, 150)]  # the bundled models' views
+    assert settings.for_views(128).stages() == [(64, 96, 150), (128, 128, 150)]
+    assert settings.for_views(150).stages() == [(64, 96, 150), (96, 144, 150), (150, 150, 200)]
+    small = FieldSettings(voxels=(8,), image_sizes=(96,), iterations=(150,))
+    assert small.for_views(10).stages() == [(16, 10, 150)]  # never under 16 cells
+    cut = settings.for_views(64)
+    assert (cut.seed, cut.rays, cut.lr_density) == (settings.seed, settings.rays, settings.lr_density)

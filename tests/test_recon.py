@@ -15,6 +15,7 @@ from svd3d.cameras import CameraFrame, Intrinsics, StaticOrbit, orbit_c2w, read_
 from svd3d.cli import main
 from svd3d.errors import SVD3DError
 from svd3d.recon.pipeline import check_direction, reconstruct
+from svd3d.recon.texture import texture_for_views
 from svd3d.recon.views import load_views
 from svd3d.render import render_to_folder
 
@@ -52,6 +53,16 @@ def test_recon_hull_writes_textured_glb(views_dir, tmp_path):
     assert report["quality"]["silhouette_iou_mean"] > 0.85
     assert report["direction_check"]["checked"] and not report["direction_check"]["mirrored"]
     assert {"hull", "fit", "cleanup", "texture", "export"} <= set(report["timings_s"])
+    assert report["mesh"]["texture"] == 256 and report["settings"]["texture"] == 256
+
+
+def test_auto_texture_holds_what_the_views_hold(views_dir, tmp_path):
+    """--texture auto (the default): 8 texels per view pixel as a power of two, up to 1024."""
+    assert [texture_for_views(s) for s in (4, 16, 64, 96, 128, 576, 2048)] == [64, 128, 512, 1024, 1024, 1024, 1024]
+    result = reconstruct(views_dir, method="hull", faces=1000, output=tmp_path, progress=False)  # 96 px views
+    assert result.report["settings"]["texture"] == "auto" and result.report["mesh"]["texture"] == 1024
+    image = trimesh.load(tmp_path / "mesh.glb", force="mesh").visual.material.baseColorTexture
+    assert image.size == (1024, 1024)
 
 
 def test_recon_vertex_colours_and_height(views_dir, tmp_path):
@@ -140,6 +151,7 @@ def test_recon_bad_input(tmp_path, case, needle):
         (["--faces", "tiny"], "--faces"),
         (["--faces", "2"], ">= 4"),
         (["--texture", "1000"], "power of two"),
+        (["--texture", "big"], "auto or a power of two"),
         (["--height", "-1"], "--height"),
     ],
 )

@@ -27,7 +27,7 @@ from svd3d.recon.field import FieldSettings, fit_field, fitted_views
 from svd3d.recon.hull import carve_visual_hull, cut_below, lowest_rim_height, silhouette_iou
 from svd3d.recon.mesh import check_faces, cleanup, decimate
 from svd3d.recon.nerfstudio import reconstruct_nerfacto
-from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, unwrap
+from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, texture_for_views, unwrap
 from svd3d.recon.views import check_folder, downscale_views, load_views
 from svd3d.render import render_cameras
 from svd3d.runinfo import Timer, command_line, versions
@@ -45,7 +45,7 @@ class ReconSettings:
     method: str
     formats: tuple[str, ...]
     faces: int
-    texture: int  # texture side in pixels; 0 with vertex colours (--no-uv)
+    texture: int | str  # texture side in pixels, or "auto" (texture_for_views); 0 with vertex colours (--no-uv)
     height: float | None
     hull_resolution: int
     seed: int
@@ -84,7 +84,7 @@ def reconstruct(
     method: str = defaults.RECON_METHOD,
     formats: str | tuple = defaults.MESH_FORMATS,
     faces: str | int = defaults.FACES,
-    texture: int = defaults.TEXTURE,
+    texture: int | str = defaults.TEXTURE,
     uv: bool = True,
     height: float | None = None,
     output: str | Path | None = None,
@@ -161,12 +161,15 @@ def reconstruct(
                      before - int(hull.occupancy.sum()))  # fmt: skip
 
     # 4. the surface
+    size = max(views.intrinsics.width, views.intrinsics.height)  # the work below scales with what the views hold
     bake_views = views  # the views the texture is baked from
     with timer("fit"):
         if method == "hull":
             mesh = hull.to_mesh()
         elif method == "field":
-            field = fit_field(views, hull, FieldSettings(seed=seed), device=str(dev), progress=progress)
+            # small views (the bundled models' 64 px) hold no more than a coarse grid can fit: the stages that
+            # would only upsample them are cut (FieldSettings.for_views)
+            field = fit_field(views, hull, FieldSettings(seed=seed).for_views(size), device=str(dev), progress=progress)
             mesh = extract_mesh(field)
             bake_views = fitted_views(views, field)  # each view's drift and colour undone, as the fit found them
         else:
@@ -178,10 +181,12 @@ def reconstruct(
     with timer("cleanup"):
         # a hull's voxel staircase shades as speckles: smooth it (Taubin, no shrinkage); fitted surfaces are smooth
         mesh = decimate(cleanup(mesh, smooth_iterations=10 if method == "hull" else 0), n_faces)
+    side = None  # the texture's side in pixels
     with timer("texture"):
         if uv:
-            mesh = unwrap(mesh, size=texture)
-            mesh = apply_texture(mesh, bake_texture(mesh, bake_views, texture))
+            side = texture_for_views(size) if settings.texture == "auto" else settings.texture
+            mesh = unwrap(mesh, size=side)
+            mesh = apply_texture(mesh, bake_texture(mesh, bake_views, side))
         else:
             mesh = bake_vertex_colors(mesh, bake_views)
 
@@ -238,7 +243,12 @@ def reconstruct(
             },  # fmt: skip
             "floor_y": floor,
             "hull": {"resolution": hull_resolution, "volume_m3": hull.volume()},
-            "mesh": {"faces": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)), "uv": uv},
+            "mesh": {
+                "faces": int(len(mesh.faces)),
+                "vertices": int(len(mesh.vertices)),
+                "uv": uv,
+                "texture": side,
+            },
             "quality": quality,
             "files": [str(f) for f in files],
             "timings_s": dict(timer.seconds),
@@ -253,7 +263,7 @@ def check_recon_options(
     method: str,
     formats: str | tuple,
     faces: str | int,
-    texture: int,
+    texture: int | str,
     uv: bool,
     height: float | None,
     device: str,
@@ -268,8 +278,11 @@ def check_recon_options(
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     n_faces = check_faces(faces)
     height = check_height(height)
-    if uv and (texture < 64 or texture > 8192 or texture & (texture - 1)):
-        raise SVD3DError(f"--texture must be a power of two from 64 to 8192 (e.g. 1024), got {texture}")
+    if uv and texture != "auto":
+        side = int(texture) if isinstance(texture, int | str) and str(texture).isdigit() else 0
+        if isinstance(texture, bool) or side < 64 or side > 8192 or side & (side - 1):
+            raise SVD3DError(f"--texture must be auto or a power of two from 64 to 8192 (e.g. 1024), got {texture}")
+        texture = side
     dev = resolve_device(device)
     if iterations is not None and iterations < 1:
         raise SVD3DError(f"--iterations must be at least 1, got {iterations}")

@@ -25,6 +25,7 @@ filtering and mipmaps never fetch white.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TEXTURE_SIZE = 1024
+TEXELS_PER_VIEW_PIXEL = 8  # auto texture side, in view pixels: the views' object pixels fill such an atlas several
+# times over (an atlas packs charts at well under full use, and a view shows up to half the surface)
 CHART_PADDING = 2  # texels of gutter xatlas keeps around every chart (so >= 2 x this between two charts)
 FILL_PADDING = 4  # texels of gutter the bake fills with the nearest chart texel (covers the gaps between charts)
 EXTRAPOLATE_TEXELS = 1.5  # texels just outside a chart that are coloured from the surface (bilinear footprint)
@@ -76,6 +79,14 @@ def _check_size(size, padding) -> None:
         raise SVD3DError(f"texture size must be an integer from 16 to 16384 pixels (--texture-size), got {size!r}")
     if isinstance(padding, bool) or not isinstance(padding, int | np.integer) or not 0 <= padding <= size // 8:
         raise SVD3DError(f"padding must be an integer from 0 to {size // 8} texels, got {padding!r}")
+
+
+def texture_for_views(size: int) -> int:
+    """The texture side `--texture auto` picks for views of `size` px (longer side): the power of two that holds
+    TEXELS_PER_VIEW_PIXEL texels per view pixel, at most DEFAULT_TEXTURE_SIZE. 64 px views get 512, views from
+    128 px up get 1024: a larger atlas for small views only costs time (the unwrap packs it, the bake fills it)."""
+    side = 1 << max(6, math.ceil(math.log2(max(int(size), 1) * TEXELS_PER_VIEW_PIXEL)))
+    return min(DEFAULT_TEXTURE_SIZE, side)
 
 
 def unwrap(mesh: trimesh.Trimesh, *, size: int = DEFAULT_TEXTURE_SIZE, padding: int = CHART_PADDING) -> trimesh.Trimesh:
