@@ -23,6 +23,7 @@ import struct
 from pathlib import Path
 from urllib.parse import quote
 
+from svd3d.errors import SVD3DError
 from svd3d.outputs import atomic_file
 
 INDEX = "index.html"
@@ -401,3 +402,46 @@ def write_batch_index(root: str | Path, records: list[dict], dest: str | Path | 
     with atomic_file(dest) as tmp:
         tmp.write_text(batch_index_html(root, records), encoding="utf-8")
     return dest
+
+
+# ------------------------------------------------------------------------------------------------ serving
+
+
+def check_viewable(folder: str | Path) -> Path:
+    """`folder` is a folder with an index.html (svd3d's outputs have one); SVD3DError naming the fix if not."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise SVD3DError(f"{folder} {what}; pass an svd3d output folder (svd3d orbit / recon / render / video -o DIR)")
+    if not (folder / INDEX).is_file():
+        raise SVD3DError(
+            f"{folder} has no {INDEX}; svd3d orbit, recon, render and video (frames) write one into their output "
+            "folder: pass such a folder, or rerun the job that made this one"
+        )
+    return folder
+
+
+def make_server(folder: str | Path, port: int = 0, host: str = "127.0.0.1"):
+    """An HTTP server of `folder`'s files on `host`:`port` (0: a free port), not started; quiet, with the media
+    types a viewer page needs. SVD3DError when the port cannot be had."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(SimpleHTTPRequestHandler):
+        extensions_map = {
+            **SimpleHTTPRequestHandler.extensions_map,
+            ".glb": "model/gltf-binary", ".gltf": "model/gltf+json", ".mp4": "video/mp4", ".webp": "image/webp",
+            ".json": "application/json", ".jsonl": "application/json", ".html": "text/html; charset=utf-8",
+        }  # fmt: skip
+
+        def log_message(self, format, *args):  # noqa: A002 (the standard library's name)
+            pass
+
+    folder = check_viewable(folder)
+    try:
+        return ThreadingHTTPServer((host, port), functools.partial(Handler, directory=str(folder)))
+    except OSError as err:
+        raise SVD3DError(
+            f"cannot serve on {host}:{port}: {err.strerror or err}; choose another --port (or leave it out for a "
+            "free one)"
+        ) from None
