@@ -42,8 +42,8 @@ materials = {}
 for obj in objects:
     for v in obj.data.vertices:
         p = obj.matrix_world @ v.co
-        lo = [min(a, b) for a, b in zip(lo, p)]
-        hi = [max(a, b) for a, b in zip(hi, p)]
+        lo = [min(a, b) for a, b in zip(lo, p, strict=True)]
+        hi = [max(a, b) for a, b in zip(hi, p, strict=True)]
     faces += len(obj.data.polygons)
     triangles += sum(len(p.vertices) - 2 for p in obj.data.polygons)
     for slot in obj.material_slots:
@@ -84,8 +84,8 @@ if render_path:
     world = bpy.data.worlds.new("white")
     scene.world = world
     world.color = (1, 1, 1)
-    centre = Vector([(a + b) / 2 for a, b in zip(lo, hi)])
-    size = max(b - a for a, b in zip(lo, hi))
+    centre = Vector([(a + b) / 2 for a, b in zip(lo, hi, strict=True)])
+    size = max(b - a for a, b in zip(lo, hi, strict=True))
     cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     scene.collection.objects.link(cam)
     # in front (-Y in Blender is glTF's +Z, the input view's side), a little above, turned 30 degrees

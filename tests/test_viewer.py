@@ -173,7 +173,9 @@ def look(browser: Browser, url: str, shot: Path) -> dict:
     x, y, w, h = (int(round(v)) for v in info["rect"])
     viewer = image[max(y, 0) : y + h, x : x + w]
     centre = viewer[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
-    background = np.median(viewer[:8].reshape(-1, 3), axis=0)  # its top rows: the page's white behind the mesh
+    # the page's white behind the mesh, from the viewer's side strips (its top edge holds the progress bar)
+    strips = np.concatenate([viewer[h // 4 : 3 * h // 4, : w // 20], viewer[h // 4 : 3 * h // 4, -w // 20 :]], 1)
+    background = np.median(strips.reshape(-1, 3), axis=0)
     differs = np.abs(centre - background).sum(-1) > 60
     return {"state": state, **info, "object_fraction": float(differs.mean()), "colours": len(np.unique(centre.reshape(-1, 3), axis=0))}
 

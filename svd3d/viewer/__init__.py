@@ -322,7 +322,7 @@ def index_html(folder: str | Path, *, model: bytes | None = None, model_note: st
 
     media = []
     if (folder / "input.png").is_file():
-        media.append(f'<figure><img src="input.png" alt="input"><figcaption>input</figcaption></figure>')
+        media.append('<figure><img src="input.png" alt="input"><figcaption>input</figcaption></figure>')
     clip = next((n for n in ("orbit.mp4", "orbit.webm", "orbit.gif") if (folder / n).is_file()), None)
     views = _views(folder)
     player = ""
