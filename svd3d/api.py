@@ -12,6 +12,7 @@ an interrupted or failed job leaves an earlier output as it was.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from svd3d import batch, defaults, media, outputs
+from svd3d import batch, defaults, media, outputs, viewer
 from svd3d.cameras import build_orbit
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
@@ -36,7 +37,8 @@ from svd3d.pipelines.common import check_positive, ready_model
 from svd3d.pipelines.orbit import OrbitResult, generate_orbit, write_orbit_folder
 from svd3d.pipelines.video import VideoResult, generate_video
 from svd3d.recon.export import export_mesh
-from svd3d.recon.pipeline import ReconResult, check_recon_options, reconstruct
+from svd3d.recon.pipeline import ReconResult, check_recon_options
+from svd3d.recon.pipeline import reconstruct as reconstruct_mesh
 from svd3d.render import render_to_folder
 from svd3d.training.clips import synthetic_clips
 from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings, check_dataset_output, load_dataset
@@ -104,6 +106,7 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
         media.write_json(tmp / "run.json", views.run)
         outputs.write_mark(tmp, "orbit")  # the views are svd3d's: the mesh stage may replace their preview.png
         mesh = _as_placed(reconstruct(tmp, **recon), tmp, out)
+        viewer.write_index(tmp, title=out.name)  # again: recon.json now names the final paths
     views.output = out
     return AssetResult(views, mesh, out)
 
@@ -115,7 +118,25 @@ def reconstruct_into(folder: str | Path, output: str | Path, **recon) -> ReconRe
     out = Path(output)
     outputs.check_replaceable(out)
     with outputs.replacing(out, "recon") as tmp:
-        return _as_placed(reconstruct(folder, output=tmp, **recon), tmp, out)
+        result = _as_placed(reconstruct(folder, output=tmp, **recon), tmp, out)
+        viewer.write_index(tmp, title=out.name)
+        return result
+
+
+@outputs.holds_output(lambda args: args["output"] or args["folder"])
+@functools.wraps(reconstruct_mesh, assigned=())  # its signature: check_mesh_options reads the defaults
+def reconstruct(folder: str | Path, *, output: str | Path | None = None, **recon) -> ReconResult:
+    """Reconstruct the object seen in a nerfstudio folder (an `svd3d orbit` or `svd3d render` output) as a mesh
+    (svd3d.recon.pipeline.reconstruct, whose keyword arguments it takes), then write index.html (svd3d.viewer)
+    beside its mesh.<format>, preview.png and recon.json in `output` (default: the input folder). index.html is
+    one of the files svd3d adds there: one that svd3d did not write is refused before any work."""
+    out = Path(output) if output is not None else Path(folder)
+    if out.is_dir():
+        outputs.check_addable(out, [viewer.INDEX])
+    result = reconstruct_mesh(folder, output=output, **recon)
+    with outputs.adding(out, "recon") as staging:
+        viewer.write_index(out, staging / viewer.INDEX, title=out.name)
+    return result
 
 
 def _as_placed(result: ReconResult, staged: Path, out: Path) -> ReconResult:
@@ -158,7 +179,7 @@ def render_orbit(
     supersample: int = defaults.SUPERSAMPLE,
 ) -> OrbitRender:
     """Render `mesh` (GLB, glTF, OBJ, PLY, STL) along an orbit (the cameras `generate_orbit` uses) into a nerfstudio
-    folder [out/<mesh>-views]: images/ (RGBA on white), transforms.json, optional depth/ (png16 millimetres or npy
+    folder [out/<mesh>-views]: images/ (RGBA on white), transforms.json, index.html, optional depth/ (png16 millimetres or npy
     metres) and normals/. Lists of `elevations` / `azimuths` make a custom orbit."""
     check_positive("frames", frames, "--frames")
     check_positive("supersample", supersample, "--supersample")
@@ -166,7 +187,7 @@ def render_orbit(
     out = Path(output) if output is not None else Path("out") / f"{Path(mesh).stem}-views"
     start = time.perf_counter()
     render_to_folder(mesh, spec.angles(), out, size, fit_to=fit_to, depth=depth, normals=normals,
-                     supersample=supersample)  # fmt: skip
+                     supersample=supersample, index=True)  # fmt: skip
     return OrbitRender(out, kind, len(spec.angles()[1]), time.perf_counter() - start)
 
 

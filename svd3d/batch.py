@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from svd3d import outputs
+from svd3d import outputs, viewer
 from svd3d.errors import SVD3DError
 from svd3d.media import run_json_path
 
@@ -373,4 +373,16 @@ def run_batch(
             append_result(results, record)
             summary.records.append(record)
             setattr(summary, record["status"], getattr(summary, record["status"]) + 1)
+    write_root_index(root)
     return summary
+
+
+def write_root_index(root: Path) -> None:
+    """ROOT/index.html: every item of ROOT/results.jsonl (its latest record), linking to the item's own page. It is
+    added as svd3d's file in ROOT's mark; a ROOT/index.html svd3d did not write is left as it is, and so is the
+    page while another process of the batch (another rank) is writing it: the results file holds it all anyway."""
+    try:
+        with outputs.adding(root, "batch") as staging:
+            viewer.write_batch_index(root, list(read_results(root / RESULTS).values()), staging / viewer.INDEX)
+    except SVD3DError as err:
+        log.warning("left %s as it is: %s", root / viewer.INDEX, err)

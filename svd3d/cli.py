@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 import svd3d
-from svd3d import batch, defaults, media
+from svd3d import batch, defaults, media, viewer
 from svd3d.errors import SVD3DError
 from svd3d.image import parse_size
 from svd3d.outputs import InterruptedAfterWriting, check_file_replaceable
@@ -584,6 +584,46 @@ def data(kind: str, source: Path | None, output: Path, **options) -> None:
     click.echo(f"wrote {result.output} ({what} x {t} frames at {w}x{h})")
     for item in skipped:
         click.echo(f"skipped {item['path']}: {item['error']}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on localhost (0: a free one).")  # fmt: skip
+@click.option("--no-browser", is_flag=True, help="Only print the page's address; do not open a browser.")
+def view(folder: Path, port: int, no_browser: bool) -> None:
+    """Serve FOLDER (an svd3d output: orbit, recon, render, a video's frames, a batch root) on localhost and open
+    its index.html in a browser. The page also works opened straight from disk; serving it loads the mesh file
+    itself instead of the copy embedded in the page. Ctrl-C stops the server."""
+    import os
+    import threading
+    import webbrowser
+
+    try:
+        server = viewer.make_server(folder, port)
+    except SVD3DError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    url = f"http://127.0.0.1:{server.server_address[1]}/{viewer.INDEX}"
+    click.echo(f"serving {folder} at {url} (Ctrl-C stops)")
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    # a browser only where one can show a window: on Linux without a display webbrowser would pick a text browser
+    graphical = sys.platform in ("darwin", "win32") or any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    )
+    if not no_browser and graphical:
+        threading.Timer(0.2, webbrowser.open, (url,)).start()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command("models")

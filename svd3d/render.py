@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from svd3d import defaults, outputs
+from svd3d import defaults, outputs, viewer
 from svd3d.cameras import (
     DEFAULT_FOV_DEG,
     DEFAULT_RADIUS,
@@ -304,6 +304,7 @@ def render_to_folder(
     supersample: int = DEFAULT_SUPERSAMPLE,
     depth: DepthFormat = "none",
     normals: bool = False,
+    index: bool = False,
 ) -> Path:
     """Render a mesh file (or a trimesh, used as given) along an orbit into a nerfstudio folder; returns out_dir.
 
@@ -320,6 +321,7 @@ def render_to_folder(
         transforms.json      nerfstudio cameras (svd3d.cameras), with each frame's elevation / azimuth and, with
                              depth, its depth_file_path (nerfstudio: depth_unit_scale_factor 1e-3 for png16,
                              1.0 for npy)
+        index.html           index=True: the views and the mesh as rendered (svd3d.viewer), for `svd3d render`
     """
     from PIL import Image
 
@@ -396,4 +398,7 @@ def render_to_folder(
             suffix = ".png" if depth == "png16" else ".npy"
             frames = [replace(f, extra={"depth_file_path": f"depth/{i:03d}{suffix}"}) for i, f in enumerate(frames)]
         write_transforms(tmp / "transforms.json", frames, result.intrinsics, extra)
+        if index:  # the mesh as rendered (normalised), embedded: the source may lie anywhere, in any format
+            viewer.write_index(tmp, model=mesh.export(file_type="glb"), title=out_dir.name,
+                               model_note=f"the mesh as rendered here (normalised), from {source}")  # fmt: skip
     return out_dir

@@ -36,7 +36,8 @@ def test_orbit_folder(tmp_path):
     r = run([*args, "-o", str(out)])
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".svd3d.json", "frames", "input.png", "orbit.mp4", "preview.png", "run.json", "transforms.json"]
+    assert names == [".svd3d.json", "frames", "index.html", "input.png", "orbit.mp4", "preview.png", "run.json",
+                     "transforms.json"]  # fmt: skip
     assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{i:03d}.png" for i in range(6)]
     # frame 000 is the input view: exactly the conditioning image
     assert np.array_equal(np.asarray(Image.open(out / "frames/000.png")), np.asarray(Image.open(out / "input.png")))

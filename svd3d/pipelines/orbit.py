@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from svd3d import defaults, media, outputs
+from svd3d import defaults, media, outputs, viewer
 from svd3d.cameras import CameraFrame, Intrinsics, build_orbit, model_order, orbit_c2w, write_transforms
 from svd3d.core.vectors import orbit_vector
 from svd3d.devices import resolve_device, resolve_dtype
@@ -210,6 +210,7 @@ def generate_orbit(
         with timer("write"), outputs.replacing(out_path, "orbit") as tmp:
             write_orbit_folder(tmp, prepared.image, views, elevs, azims, c2w, intrinsics)
             media.write_json(tmp / "run.json", {**run, "timings_s": dict(timer.seconds)})
+            viewer.write_index(tmp, title=out_path.name)
     run["timings_s"] = dict(timer.seconds)
     return OrbitResult(
         views,

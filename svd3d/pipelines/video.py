@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from svd3d import defaults, media, outputs
+from svd3d import defaults, media, outputs, viewer
 from svd3d.core.vectors import video_vector
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
@@ -211,6 +211,7 @@ def write_video_output(frames: np.ndarray, fps: int, out: Path, run: dict, timer
             with timer("write"):
                 media.write_frames_png(frames, tmp)
             media.write_json(tmp / "run.json", {**run, "timings_s": dict(timer.seconds)})
+            viewer.write_index(tmp, title=out.name)  # the frames played in turn, and the run's settings
         return
     with outputs.replacing_files([out, media.run_json_path(out)]) as (clip, record):
         with timer("write"):

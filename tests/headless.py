@@ -1,0 +1,128 @@
+"""A small driver for headless Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe: JSON
+messages ending in a NUL byte, read on the browser's fd 3, written on its fd 4), so the tests need no websocket
+library: open a page, wait for a condition in it in real time, read values, take a screenshot.
+
+    with Browser() as browser:
+        browser.open("file:///.../index.html")
+        browser.wait_for("document.body.dataset.model === 'loaded'", timeout=60)
+        png = browser.screenshot()
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+# WebGL without a GPU: ANGLE on SwiftShader, which Chromium only enables for WebGL when told it may
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--no-first-run",
+    "--mute-audio",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
+    "--hide-scrollbars",
+]
+
+
+def chromium() -> str | None:
+    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+class Browser:
+    def __init__(self, width: int = 1200, height: int = 1000):
+        self.width, self.height = width, height
+
+    def __enter__(self) -> Browser:
+        exe = chromium()
+        if exe is None:
+            raise RuntimeError("no chromium on PATH")
+        self.profile = tempfile.mkdtemp(prefix="svd3d-chromium-")
+        to_browser_r, self.to_browser = os.pipe()
+        self.from_browser, from_browser_w = os.pipe()
+        # the child's fd 3 reads what we write, its fd 4 writes what we read
+        self.proc = subprocess.Popen(
+            [exe, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={self.width},{self.height}",
+             "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: (os.dup2(to_browser_r, 3), os.dup2(from_browser_w, 4)),
+        )  # fmt: skip
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self.buffer, self.next_id = b"", 0
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Page.enable", session=True)
+        self.call("Runtime.enable", session=True)
+        self.console: list[str] = []
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.call("Browser.close")
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.to_browser)
+        os.close(self.from_browser)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def _read(self, deadline: float) -> dict:
+        while b"\0" not in self.buffer:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no answer from chromium")
+            chunk = os.read(self.from_browser, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the pipe")
+            self.buffer += chunk
+        message, self.buffer = self.buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def call(self, method: str, session: bool = False, timeout: float = 60, **params) -> dict:
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        os.write(self.to_browser, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._read(deadline)
+            if reply.get("method") == "Runtime.consoleAPICalled":
+                args = reply["params"].get("args", [])
+                self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
+            elif reply.get("method") == "Runtime.exceptionThrown":
+                self.console.append(str(reply["params"]["exceptionDetails"].get("exception", {}).get("description")))
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    def open(self, url: str) -> None:
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=self.width, height=self.height,
+                  deviceScaleFactor=1, mobile=False)  # fmt: skip
+        self.call("Page.navigate", session=True, url=url)
+
+    def eval(self, expression: str):
+        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)
+        return result.get("result", {}).get("value")
+
+    def wait_for(self, expression: str, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.eval(expression):
+                return True
+            time.sleep(0.25)
+        return False
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self.call("Page.captureScreenshot", session=True, format="png")["data"])
