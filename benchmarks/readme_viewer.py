@@ -30,7 +30,9 @@ with tempfile.TemporaryDirectory() as tmp, Browser(1200, 1000) as browser:
     ))  # fmt: skip
     page.quantize(128).save(out / "viewer.png", optimize=True)
     side = min(w, h)
-    web = page.crop((x + (w - side) // 2, y + (h - side) // 2, x + (w + side) // 2, y + (h + side) // 2)).resize((400, 400))
+    web = page.crop((x + (w - side) // 2, y + (h - side) // 2, x + (w + side) // 2, y + (h + side) // 2)).resize(
+        (400, 400)
+    )
     shot = Path(tmp) / "blender.png"
     subprocess.run(["blender", "-b", "--factory-startup", "--python", str(ROOT / "tests" / "blender_check.py"), "--",
                     str(folder / "mesh.glb"), str(Path(tmp) / "report.json"), str(shot)], check=True,

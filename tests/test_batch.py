@@ -158,7 +158,13 @@ def test_video_glob_txt_and_recon_batch(tmp_path, images):
     r = run(["video", str(images / "toy_*.png"), *VIDEO, "-o", str(root)])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in root.iterdir()) == [
-        ".svd3d.json", "index.html", "results.jsonl", "toy_a.mp4", "toy_a.run.json", "toy_b.mp4", "toy_b.run.json",
+        ".svd3d.json",
+        "index.html",
+        "results.jsonl",
+        "toy_a.mp4",
+        "toy_a.run.json",
+        "toy_b.mp4",
+        "toy_b.run.json",
     ]  # fmt: skip (index.html: the batch's page, recorded in ROOT's mark)
     (tmp_path / "list.txt").write_text("photos/toy_b.png\n")
     r = run(["video", str(tmp_path / "list.txt"), *VIDEO, "--format", "frames", "-o", str(root)])

@@ -15,8 +15,19 @@ PACKAGE = ROOT / "svd3d"
 # bottom to top; a module may import its own layer and the ones below it
 LAYERS = [
     {"errors", "version", "defaults"},
-    {"outputs", "devices", "runinfo", "media", "image", "image_metrics", "segment", "core", "geometry", "batch",
-     "viewer"},
+    {
+        "outputs",
+        "devices",
+        "runinfo",
+        "media",
+        "image",
+        "image_metrics",
+        "segment",
+        "core",
+        "geometry",
+        "batch",
+        "viewer",
+    },
     {"models", "cameras"},
     {"render"},
     {"pipelines", "recon", "training"},  # beside each other: none imports another

@@ -177,7 +177,12 @@ def look(browser: Browser, url: str, shot: Path) -> dict:
     strips = np.concatenate([viewer[h // 4 : 3 * h // 4, : w // 20], viewer[h // 4 : 3 * h // 4, -w // 20 :]], 1)
     background = np.median(strips.reshape(-1, 3), axis=0)
     differs = np.abs(centre - background).sum(-1) > 60
-    return {"state": state, **info, "object_fraction": float(differs.mean()), "colours": len(np.unique(centre.reshape(-1, 3), axis=0))}
+    return {
+        "state": state,
+        **info,
+        "object_fraction": float(differs.mean()),
+        "colours": len(np.unique(centre.reshape(-1, 3), axis=0)),
+    }
 
 
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="no chromium on PATH (apt-get install chromium)")

@@ -32,13 +32,22 @@ def density_volume(field: RadianceField, resolution: int) -> tuple[np.ndarray, n
     return out, lo, size
 
 
-def extract_mesh(field: RadianceField, resolution: int = 192, level: float | None = None):
+MAX_RESOLUTION = 192  # marching-cubes cells along the box's longest side, at most
+CELLS_PER_FIELD_CELL = 2  # ... and at most this many per cell of the field's grid (its density is trilinear between)
+
+
+def extract_mesh(field: RadianceField, resolution: int | None = None, level: float | None = None):
     """Marching cubes on the field's density at `level` (per world unit; default `field.surface_density`) ->
-    trimesh.Trimesh in world coordinates, closed, normals outward, vertex colours (uint8 RGBA) from `field.color`."""
+    trimesh.Trimesh in world coordinates, closed, normals outward, vertex colours (uint8 RGBA) from `field.color`.
+
+    `resolution`: cells along the box's longest side; default MAX_RESOLUTION, or CELLS_PER_FIELD_CELL per field cell
+    where the field is coarser (a field fitted to small views: finer cells only trace its trilinear blend)."""
     import trimesh
     from scipy.ndimage import binary_fill_holes
 
     # 1. check inputs
+    if resolution is None:
+        resolution = min(MAX_RESOLUTION, CELLS_PER_FIELD_CELL * max(field.shape))
     if isinstance(resolution, bool) or not isinstance(resolution, int | np.integer) or not 8 <= resolution <= 1024:
         raise SVD3DError(f"resolution must be an integer from 8 to 1024, got {resolution!r}")
     level = field.surface_density if level is None else float(level)

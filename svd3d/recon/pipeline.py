@@ -69,6 +69,7 @@ def check_direction(views, resolution: int = DIRECTION_CHECK_RESOLUTION) -> dict
         return {"checked": False, "reason": "cameras are not an orbit looking at the origin"}
     mirrored = orbit_c2w(elev, -azim, radius)
     _, masks, intrinsics = downscale_views(views.masks, views.intrinsics, CHECK_SIZE, whole_factor=True)
+    resolution = min(resolution, max(intrinsics.width, intrinsics.height))  # no finer than the masks' pixels
     scores = {}
     for name, c2w in (("as given", views.c2w), ("mirrored", mirrored)):
         hull = carve_visual_hull(masks, c2w, intrinsics, resolution)

@@ -252,12 +252,12 @@ def _model_section(folder: Path, model: bytes | None, model_note: str) -> str:
     embed = ""
     if len(model) <= EMBED_LIMIT:
         embed = f'<script type="application/octet-stream" id="svd3d-model">{base64.b64encode(model).decode()}</script>'
-    note = f'<p class=note>{_e(model_note)}</p>' if model_note else ""
+    note = f"<p class=note>{_e(model_note)}</p>" if model_note else ""
     return f"""<section class=wide><h2>Mesh</h2>
 <div class=controls><label><input type=checkbox id=rotate checked> auto-rotate</label>
 <label><input type=checkbox id=texture checked> texture</label>
 <span class=note>drag to orbit, scroll or pinch to zoom, right-drag to pan</span></div>
-<model-viewer id=mv data-file="{_url(name) if name else ''}" camera-controls auto-rotate interaction-prompt=none
+<model-viewer id=mv data-file="{_url(name) if name else ""}" camera-controls auto-rotate interaction-prompt=none
  shadow-intensity=0.6 exposure=1.0 alt="the reconstructed mesh"></model-viewer>
 <p class=note id=mv-status>the viewer needs JavaScript and WebGL</p>{note}
 {_table(facts)}{embed}</section>"""
@@ -313,7 +313,9 @@ def _model_viewer_script() -> str:
 # ------------------------------------------------------------------------------------------------ pages
 
 
-def index_html(folder: str | Path, *, model: bytes | None = None, model_note: str = "", title: str | None = None) -> str:
+def index_html(
+    folder: str | Path, *, model: bytes | None = None, model_note: str = "", title: str | None = None
+) -> str:
     """The page for `folder` (what it holds now; links are relative to it). `model`: GLB bytes to show when the
     folder has no mesh.glb of its own (`svd3d render` shows the mesh it rendered)."""
     folder = Path(folder)
@@ -336,13 +338,17 @@ def index_html(folder: str | Path, *, model: bytes | None = None, model_note: st
         fps = settings.get("fps", 7) if isinstance(settings.get("fps", 7), int | float) else 7
         media.append(f'<figure><img id=player src="{_url(views[0][0])}" data-fps="{_e(fps)}" alt="clip">'
                      f"<figcaption>the {len(views)} frames at {_e(fps)} fps</figcaption></figure>")  # fmt: skip
-        player = f'<script type="application/json" id="frames-list">{_script_json([quote(v) for v, _ in views])}</script>'
+        player = (
+            f'<script type="application/json" id="frames-list">{_script_json([quote(v) for v, _ in views])}</script>'
+        )
         player += f"<script>{PLAYER_JS}</script>"
     if (folder / "preview.png").is_file():
         media.append('<figure><a href="preview.png"><img src="preview.png" alt="preview"></a>'
                      "<figcaption>preview.png</figcaption></figure>")  # fmt: skip
     if media:
-        sections.append(f"<section class='wide media'><h2>Input and clip</h2><div class=views>{''.join(media)}</div></section>")
+        sections.append(
+            f"<section class='wide media'><h2>Input and clip</h2><div class=views>{''.join(media)}</div></section>"
+        )
 
     model_html = _model_section(folder, model, model_note)
     sections.append(model_html)
@@ -381,13 +387,15 @@ def batch_index_html(root: str | Path, records: list[dict]) -> str:
         rel = out.name if out.parent.resolve() == root.resolve() else str(out)
         status = str(record.get("status", "?"))
         target = f"{rel}/{INDEX}" if (root / rel / INDEX).is_file() else rel
-        thumb = next((f"{rel}/{n}" for n in ("input.png", "preview.png", "000.png") if (root / rel / n).is_file()), None)
+        thumb = next(
+            (f"{rel}/{n}" for n in ("input.png", "preview.png", "000.png") if (root / rel / n).is_file()), None
+        )
         if thumb is None and re.search(r"\.(gif|webp)$", rel):
             thumb = rel
         picture = f'<img src="{_url(thumb)}" alt="" style="height:64px">' if thumb else ""
         total = (record.get("timings_s") or {}).get("total") if isinstance(record.get("timings_s"), dict) else None
         rows.append(
-            f"<tr><td>{picture}</td><td><a href=\"{_url(target)}\">{_e(name)}</a></td>"
+            f'<tr><td>{picture}</td><td><a href="{_url(target)}">{_e(name)}</a></td>'
             f"<td class={_e(status)}>{_e(status)}</td><td class=v>{_e(record.get('input', ''))}</td>"
             f"<td>{_e(_fmt(total, 1))}</td><td>{_e(record.get('error') or '')}</td></tr>"
         )
