@@ -98,7 +98,7 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
 
     # 2. views, then the mesh, in one staging folder that is swapped into place when both are complete
     with outputs.replacing(out, "orbit") as tmp:
-        views = generate_orbit(image, output=None, **orbit_options)
+        views = generate_orbit(image, output=None, meshed=True, **orbit_options)
         write_orbit_folder(
             tmp, views.input_image, views.frames, views.elevations, views.azimuths, views.c2w, views.intrinsics
         )
@@ -165,7 +165,7 @@ def render_orbit(
     mesh: str | Path,
     output: str | Path | None = None,
     *,
-    orbit: str = defaults.ORBIT,
+    orbit: str = defaults.RENDER_ORBIT,
     frames: int = defaults.RENDER_FRAMES,
     elevation: float = defaults.ELEVATION,
     amplitude: float = defaults.DYNAMIC_AMPLITUDE,

@@ -245,8 +245,9 @@ def _square(ctx, param, value):
 @click.option("--size", callback=_square, default=None, help="View size in pixels, a multiple of 8 [576].")
 @click.option("--min-guidance", type=float, default=None, help="Guidance next to the input view [1.0].")
 @click.option("--max-guidance", type=float, default=None, help="Guidance behind the object [2.5].")
-@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=defaults.ORBIT, show_default=True,
-              help="static: one elevation; dynamic: a smooth elevation wobble (sees top and bottom; SV3D_p).")  # fmt: skip
+@click.option("--orbit", type=click.Choice(["auto", "static", "dynamic"]), default=defaults.ORBIT, show_default=True,
+              help="static: one elevation; dynamic: a smooth elevation wobble (sees top and bottom; SV3D_p); auto: "
+              "dynamic when the views are meshed and the model takes cameras, else static.")  # fmt: skip
 @click.option("--elevation", type=float, default=defaults.ELEVATION, show_default=True,
               help="Camera elevation of the photo, degrees above the object's equator.")  # fmt: skip
 @click.option("--elevations", callback=_degrees, default=None, help="Custom orbit: elevations, e.g. 10,10,20 (SV3D_p).")
@@ -443,7 +444,8 @@ def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) 
 @click.option("--seed", type=int, default=None,
               help="Procedural seed of the objects (object i's orbit is generated with seed + i) [777, held out].")  # fmt: skip
 @click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=None,
-              help="Which of each object's dataset orbits to generate [static].")  # fmt: skip
+              help="Which of each object's dataset orbits to generate [the one svd3d orbit meshes: dynamic for a "
+              "model that takes cameras, else static].")  # fmt: skip
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
 @click.option("--faces", type=int, default=None, help="Face budget of the reconstructed meshes [5000].")
 @_dtype
@@ -479,7 +481,7 @@ def eval_video(model: str | None, data: Path, json_out: Path | None, **options) 
 
 @main.command()
 @click.argument("mesh", type=click.Path(path_type=Path))
-@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=defaults.ORBIT, show_default=True)
+@click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=defaults.RENDER_ORBIT, show_default=True)
 @click.option("--frames", type=int, default=defaults.RENDER_FRAMES, show_default=True, help="Views around the mesh.")
 @click.option("--elevation", type=float, default=defaults.ELEVATION, show_default=True,
               help="Camera elevation, degrees.")  # fmt: skip

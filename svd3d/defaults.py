@@ -13,7 +13,8 @@ DTYPE = "auto"  # float16 on CUDA, float32 elsewhere
 DEVICE = "auto"  # the first CUDA device, else Apple's mps, else the CPU
 
 # orbits (svd3d orbit, svd3d render)
-ORBIT = "static"  # one elevation all the way round; "dynamic" wobbles it (sees top and bottom, SV3D_p)
+ORBIT = "auto"  # svd3d orbit: "dynamic" when its views are meshed and the model takes cameras (SV3D_p), else "static"
+RENDER_ORBIT = "static"  # one elevation all the way round; "dynamic" wobbles it (sees top and bottom)
 ELEVATION = 10.0  # degrees above the object's equator: the photo's camera, and every view of a static orbit
 OBJECT_FRACTION = 0.85  # the object's larger side as a fraction of the conditioning view
 

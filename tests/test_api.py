@@ -15,6 +15,7 @@ import svd3d
 from svd3d import api, defaults
 from svd3d.cli import main
 from svd3d.errors import SVD3DError
+from svd3d.pipelines.orbit import choose_orbit
 
 PUBLIC = ("generate_video", "generate_orbit", "reconstruct", "render_orbit", "export_mesh", "load_model", "train")
 
@@ -63,6 +64,18 @@ def test_python_example_image_to_glb(tmp_path):
     assert asset.mesh.files == [glb] and trimesh.load(glb).is_empty is False
     # the mesh stage ran with the views' seed and device, recorded in recon.json
     assert asset.mesh.report["settings"]["seed"] == defaults.SEED
+    # views that are meshed come from the dynamic orbit (the model takes cameras); views alone from the static one
+    assert asset.views.settings.orbit == "dynamic" and len(set(np.round(asset.views.elevations, 3))) > 1
+    views = svd3d.generate_orbit("assets/examples/toy_a.png", output=None, model="random-tiny-orbit", frames=6,
+                                 steps=1, progress=False)  # fmt: skip
+    assert views.settings.orbit == "static"
+
+
+def test_auto_orbit_is_dynamic_only_for_meshed_views_of_models_that_take_cameras():
+    assert choose_orbit("auto", has_camera=True, meshed=True) == "dynamic"
+    assert choose_orbit("auto", has_camera=True, meshed=False) == "static"
+    assert choose_orbit("auto", has_camera=False, meshed=True) == "static"  # SV3D_u: no camera input
+    assert choose_orbit("static", has_camera=True, meshed=True) == "static"  # asked for: kept
 
 
 def test_render_evaluate_and_export(tmp_path):

@@ -71,7 +71,7 @@ def test_table_and_json(one_object, tmp_path):
     assert data["written_by"] == "svd3d eval asset"
     assert data["settings"]["objects"] == 1 and data["settings"]["steps"] == 2
     assert set(data["mean"]) == set(METHODS)
-    assert data["objects"][0]["name"] == "proc-000000#static"
+    assert data["objects"][0]["name"] == "proc-000000#dynamic"  # the orbit svd3d orbit meshes, for a camera model
     assert set(data["objects"][0]["seconds"]) == {"generate", *METHODS}
 
 

@@ -43,7 +43,7 @@ from svd3d.errors import SVD3DError
 from svd3d.eval.metrics import compare_meshes
 from svd3d.eval.orbit import load_orbit_model, model_generator
 from svd3d.pipelines.common import check_positive
-from svd3d.pipelines.orbit import write_orbit_folder
+from svd3d.pipelines.orbit import choose_orbit, write_orbit_folder
 from svd3d.recon.mesh import check_faces
 from svd3d.recon.pipeline import reconstruct
 from svd3d.training.data import DEFAULT_ORBITS, RenderOrbitSettings
@@ -226,7 +226,7 @@ def evaluate_asset(
     *,
     objects: int = 8,
     seed: int = 777,
-    orbit: OrbitKind = "static",
+    orbit: OrbitKind | None = None,
     steps: int | None = None,
     faces: int = 5000,
     dtype: str = defaults.DTYPE,
@@ -237,14 +237,15 @@ def evaluate_asset(
     hull) and score the meshes against the true ones, beside the field on ground-truth renders (module docstring).
 
     `model`: a name / path / hub id / SVDModel of an orbit model (the bundled default when None); `steps`: the
-    model's default when None; `faces`: the reconstructions' face budget (at least svd3d.recon.mesh.MIN_FACES).
+    model's default when None; `faces`: the reconstructions' face budget (at least svd3d.recon.mesh.MIN_FACES);
+    `orbit`: static or dynamic, by default the one `svd3d orbit` meshes (dynamic for a model that takes cameras).
     """
     from tqdm.auto import tqdm
 
     # 1. check inputs
     check_positive("objects", objects, "--objects")
     check_positive("steps", steps, "--steps")
-    if orbit not in ("static", "dynamic"):
+    if orbit not in ("static", "dynamic", None):
         raise SVD3DError(f"orbit must be 'static' or 'dynamic', got {orbit!r}")
     faces = check_faces(faces)
     dev = resolve_device(device)
@@ -253,6 +254,8 @@ def evaluate_asset(
     # 2. the model, checked to be an orbit model
     orbit_model = load_orbit_model(model, dtype, device, "svd3d eval asset")
     info = orbit_model.info
+    # by default the orbit `svd3d orbit` meshes: dynamic for a model that takes cameras (choose_orbit)
+    orbit = choose_orbit(orbit or "auto", "azimuths_rad" in orbit_model.unet.vector_names, meshed=True)
     if orbit == "dynamic" and "azimuths_rad" not in orbit_model.unet.vector_names:
         raise SVD3DError(f"{info.name} takes no camera and makes only static orbits; use --orbit static")
     steps = steps or info.num_steps
