@@ -28,19 +28,18 @@ CELL = 128
 
 
 def orbit_rows(image: Path, work: Path) -> tuple[list, list[str], dict]:
+    from svd3d import generate_asset
     from svd3d.cameras import Intrinsics, orbit_c2w
     from svd3d.pipelines.common import to_uint8
-    from svd3d.pipelines.orbit import generate_orbit
-    from svd3d.recon.pipeline import reconstruct
     from svd3d.render import render_cameras
 
     out = work / image.stem
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    views = generate_orbit(image, output=out, progress=False)
-    t_views = time.perf_counter() - started
-    recon = reconstruct(out)
+    asset = generate_asset(image, output=out, progress=False, recon={"progress": False})  # as `svd3d orbit` does
     t_all = time.perf_counter() - started
+    views, recon = asset.views, asset.mesh
+    t_views = sum(views.timings.values())
     picks = np.arange(0, 21, 3)
     k, i = 192 / views.intrinsics.width, views.intrinsics
     big = Intrinsics(192, 192, i.fl_x * k, i.fl_y * k, i.cx * k, i.cy * k)  # the views' cameras at 192 px
@@ -48,7 +47,7 @@ def orbit_rows(image: Path, work: Path) -> tuple[list, list[str], dict]:
     above = render_cameras(recon.mesh, orbit_c2w(np.array([35.0]), np.array([45.0])), big).rgba[0]
     images = [Image.open(image), *to_uint8(views.frames[picks])]
     images += [above, *lit]
-    labels = ["input"] + [f"view {views.azimuths[i]:.0f}°" for i in picks]
+    labels = ["input"] + [f"view {views.azimuths[i]:.0f}° / {views.elevations[i]:.0f}°" for i in picks]
     labels += ["mesh, above"] + [f"mesh {views.azimuths[i]:.0f}°" for i in picks]
     quality = recon.report["quality"]
     return images, labels, {"views_s": t_views, "mesh_s": t_all - t_views, "all_s": t_all,

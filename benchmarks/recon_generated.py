@@ -90,6 +90,15 @@ VARIANTS: dict[str, dict] = {
     # small views (--size 64): every stage of the field kept, the views upsampled to 96, 144 and 192 px (what
     # FieldSettings.for_views cuts)
     "uncut": {"uncut": True},
+    # Taubin smoothing of the field's surface before decimation (as the hull's): bumps from views that disagree
+    "smooth10": {"pipeline": {"SMOOTH_ITERATIONS": {"hull": 10, "field": 10, "nerfacto": 0}}},
+    "smooth30": {"pipeline": {"SMOOTH_ITERATIONS": {"hull": 10, "field": 30, "nerfacto": 0}}},
+    # the field's density blurred (Gaussian, sigma in field cells) before marching cubes: the default 0.5
+    # (svd3d.recon.extract.SMOOTH_CELLS) against none, or more
+    "noblur": {"extract": {"SMOOTH_CELLS": 0.0}},
+    "blur0.75": {"extract": {"SMOOTH_CELLS": 0.75}},
+    "blur1": {"extract": {"SMOOTH_CELLS": 1.0}},
+    "blur2": {"extract": {"SMOOTH_CELLS": 2.0}},
 }
 
 
@@ -97,12 +106,13 @@ VARIANTS: dict[str, dict] = {
 def variant_settings(name: str):
     """Temporarily apply a VARIANTS entry: hull.py and align.py module constants and FieldSettings defaults."""
     import svd3d.recon.align as align_mod
+    import svd3d.recon.extract as extract_mod
     import svd3d.recon.field as field_mod
     import svd3d.recon.hull as hull_mod
     import svd3d.recon.pipeline as pipeline_mod
 
     spec = VARIANTS[name]
-    modules = {"hull": hull_mod, "align": align_mod}
+    modules = {"hull": hull_mod, "align": align_mod, "pipeline": pipeline_mod, "extract": extract_mod}
     saved = {(m, k): getattr(modules[m], k) for m in modules for k in spec.get(m, {})}
     saved_settings, saved_cut = pipeline_mod.FieldSettings, field_mod.FieldSettings.for_views
     try:

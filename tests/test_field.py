@@ -3,6 +3,7 @@ visual hull cannot see (an L-shaped prism: every near-horizontal silhouette fill
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -12,7 +13,7 @@ import trimesh
 
 from svd3d.cameras import StaticOrbit
 from svd3d.errors import SVD3DError
-from svd3d.eval.metrics import chamfer_distance
+from svd3d.eval.metrics import chamfer_distance, normal_consistency
 from svd3d.image_metrics import psnr
 from svd3d.recon.extract import extract_mesh
 from svd3d.recon.field import FieldSettings, fit_field
@@ -130,3 +131,20 @@ def test_small_views_cut_the_stages_that_would_only_upsample_them():
     assert small.for_views(10).stages() == [(16, 10, 150)]  # never under 16 cells
     cut = settings.for_views(64)
     assert (cut.seed, cut.rays, cut.lr_density) == (settings.seed, settings.rays, settings.lr_density)
+
+
+def test_density_smoothing_takes_out_bumps_not_the_shape(scene, fitted):
+    """Views that disagree leave bumps in the density; blurring it (in field cells) before marching cubes takes
+    them out of the surface's normals without moving the surface."""
+    gt = scene[0]
+    bumpy = copy.deepcopy(fitted)
+    with torch.no_grad():
+        noise = torch.randn(bumpy.density_raw.shape, generator=torch.Generator().manual_seed(0))
+        bumpy.density_raw += 2.0 * noise
+    rough, smooth = extract_mesh(bumpy, resolution=96, smooth=0), extract_mesh(bumpy, resolution=96, smooth=0.75)
+    rough_nc, smooth_nc = normal_consistency(rough, gt, n=20000), normal_consistency(smooth, gt, n=20000)
+    rough_cd, smooth_cd = chamfer_distance(rough, gt, n=20000), chamfer_distance(smooth, gt, n=20000)
+    assert smooth_nc > rough_nc + 0.1  # measured 0.63 -> 0.84 (Chamfer 0.0203 -> 0.0164)
+    assert smooth_cd < rough_cd
+    with pytest.raises(SVD3DError, match="smooth"):
+        extract_mesh(fitted, smooth=-1)

@@ -38,6 +38,8 @@ METHODS = ("field", "hull", "nerfacto")
 DIRECTION_CHECK_RESOLUTION = 96
 CHECK_SIZE = 144  # the direction check works on masks downscaled to about this size
 MIRROR_MARGIN = 0.02  # the mirrored hull must re-project this much better (mean IoU) before cameras are flipped
+# Taubin passes (no shrinkage) on each method's surface: a hull's voxel staircase shades as speckles
+SMOOTH_ITERATIONS = {"hull": 10, "field": 0, "nerfacto": 0}
 
 
 @dataclass(frozen=True)
@@ -180,8 +182,7 @@ def reconstruct(
 
     # 5. cleanup, decimation, UVs and texture (or vertex colours)
     with timer("cleanup"):
-        # a hull's voxel staircase shades as speckles: smooth it (Taubin, no shrinkage); fitted surfaces are smooth
-        mesh = decimate(cleanup(mesh, smooth_iterations=10 if method == "hull" else 0), n_faces)
+        mesh = decimate(cleanup(mesh, smooth_iterations=SMOOTH_ITERATIONS[method]), n_faces)
     side = None  # the texture's side in pixels
     with timer("texture"):
         if uv:
