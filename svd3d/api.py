@@ -105,8 +105,8 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
         views.run["output"] = str(out)
         media.write_json(tmp / "run.json", views.run)
         outputs.write_mark(tmp, "orbit")  # the views are svd3d's: the mesh stage may replace their preview.png
-        mesh = _as_placed(reconstruct(tmp, **recon), tmp, out)
-        viewer.write_index(tmp, title=out.name)  # again: recon.json now names the final paths
+        mesh = _as_placed(reconstruct_mesh(tmp, **recon), tmp, out)
+        viewer.write_index(tmp, title=out.name)  # once the mesh is there and recon.json names the final paths
     views.output = out
     return AssetResult(views, mesh, out)
 
@@ -118,7 +118,7 @@ def reconstruct_into(folder: str | Path, output: str | Path, **recon) -> ReconRe
     out = Path(output)
     outputs.check_replaceable(out)
     with outputs.replacing(out, "recon") as tmp:
-        result = _as_placed(reconstruct(folder, output=tmp, **recon), tmp, out)
+        result = _as_placed(reconstruct_mesh(folder, output=tmp, **recon), tmp, out)
         viewer.write_index(tmp, title=out.name)
         return result
 

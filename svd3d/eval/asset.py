@@ -254,9 +254,10 @@ def evaluate_asset(
     # 2. the model, checked to be an orbit model
     orbit_model = load_orbit_model(model, dtype, device, "svd3d eval asset")
     info = orbit_model.info
+    has_camera = "azimuths_rad" in orbit_model.unet.vector_names
     # by default the orbit `svd3d orbit` meshes: dynamic for a model that takes cameras (choose_orbit)
-    orbit = choose_orbit(orbit or "auto", "azimuths_rad" in orbit_model.unet.vector_names, meshed=True)
-    if orbit == "dynamic" and "azimuths_rad" not in orbit_model.unet.vector_names:
+    orbit = choose_orbit(orbit or "auto", has_camera, meshed=True)
+    if orbit == "dynamic" and not has_camera:
         raise SVD3DError(f"{info.name} takes no camera and makes only static orbits; use --orbit static")
     steps = steps or info.num_steps
     generate = model_generator(orbit_model, steps=steps, dtype=dtype, device=device)

@@ -281,8 +281,8 @@ def check_recon_options(
     n_faces = check_faces(faces)
     height = check_height(height)
     if uv and texture != "auto":
-        side = int(texture) if isinstance(texture, int | str) and str(texture).isdigit() else 0
-        if isinstance(texture, bool) or side < 64 or side > 8192 or side & (side - 1):
+        side = int(texture) if str(texture).isdigit() else 0  # True, "big", -1: 0, refused below
+        if side < 64 or side > 8192 or side & (side - 1):
             raise SVD3DError(f"--texture must be auto or a power of two from 64 to 8192 (e.g. 1024), got {texture}")
         texture = side
     dev = resolve_device(device)
