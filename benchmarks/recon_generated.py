@@ -87,6 +87,15 @@ VARIANTS: dict[str, dict] = {
         "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.01},
         "field": {"align": True, "appearance": False},
     },
+    # per-view similarities fitted jointly with the field (FieldSettings.warp), alone and with a tolerant hull,
+    # per-view colour, and other prior strengths
+    "warp": {"field": {"warp": True}},
+    "warp+app": {"field": {"warp": True, "appearance": True}},
+    "tol1+warp": {"hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.01}, "field": {"warp": True}},
+    "tol2+warp": {"hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.02}, "field": {"warp": True}},
+    "warp-p0": {"field": {"warp": True, "warp_prior": 0.0}},
+    "warp-p1e-2": {"field": {"warp": True, "warp_prior": 1e-2}},
+    "warp-lr3e-3": {"field": {"warp": True, "lr_warp": 3e-3}},
     # small views (--size 64): every stage of the field kept, the views upsampled to 96, 144 and 192 px (what
     # FieldSettings.for_views cuts)
     "uncut": {"uncut": True},

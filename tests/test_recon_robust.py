@@ -163,3 +163,30 @@ def test_drifted_views_are_aligned_to_the_others_hull_before_carving():
     kept = carve_visual_hull(undone, c2w, intr, 48).occupancy
     lost = lambda occ: (clean & ~occ).sum() / clean.sum()  # noqa: E731
     assert lost(kept) < 0.5 * lost(cut), (lost(kept), lost(cut))
+
+
+def test_per_view_warps_fitted_with_the_field_undo_drift(tmp_path):
+    from test_field import l_prism
+
+    from svd3d.recon.align import warp_views
+    from svd3d.recon.field import FieldSettings, fit_field, fitted_views
+    from svd3d.recon.views import load_views
+    from svd3d.render import render_to_folder
+
+    folder = render_to_folder(l_prism(), StaticOrbit(elevation=10, num_frames=12).angles(), tmp_path / "v", 64)
+    views = load_views(folder)
+    drift = np.zeros((len(views), 4))
+    drift[4] = (2.0, -3.0, 0.03, 0.0)  # view 4 shifted 3 px left, 2 down and 3 % larger
+    drift[8] = (-2.0, 2.0, -0.02, np.radians(2.0))  # view 8 the other way, smaller and turned 2 degrees
+    drifted = warp_views(views, drift)
+    hull = carve_visual_hull(drifted.masks, drifted.c2w, drifted.intrinsics, 48, tolerance=0.06, hard_views=[0])
+    settings = FieldSettings(voxels=(32,), image_sizes=(64,), iterations=(300,), rays=1024, warp=True)
+    field = fit_field(drifted, hull, settings, progress=False)
+    fix = field.view_alignment
+    assert fix.shape == (len(views), 4) and np.all(fix[0] == 0)  # the input view anchors the frame
+    undone = fitted_views(drifted, field)
+    error = lambda v, i: np.abs(v.masks[i] - views.masks[i]).mean()  # noqa: E731
+    for i in (4, 8):
+        assert error(undone, i) < 0.5 * error(drifted, i), (i, fix[i], error(undone, i), error(drifted, i))
+    others = np.delete(np.arange(len(views)), [0, 4, 8])
+    assert np.abs(fix[others, :2]).max() < 1.0, fix  # the views that agreed stay within a pixel

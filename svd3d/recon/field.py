@@ -86,6 +86,9 @@ class FieldSettings:
     lr_appearance: float = 0.02  # Adam learning rate of the per-view colour corrections
     appearance_prior: float = 0.005  # weight of their squared size: colours only move where the views disagree
     align: bool = False  # after the first stage, align each view (2D similarity) to the field's render of it
+    warp: bool = False  # fit a 2D similarity per view (trusted views fixed) jointly with the grids
+    lr_warp: float = 1e-3  # Adam learning rate of the per-view similarities (shift as a fraction of the side, etc.)
+    warp_prior: float = 1e-3  # weight of their squared size: views move only as far as the others ask
     seed: int = 0  # RNG seed: same views, hull, settings and seed give the same field (on one device)
 
     def stages(self) -> list[tuple[int, int, int]]:
@@ -487,6 +490,35 @@ class _TrainRays:
     mask: torch.Tensor  # (P,)
     prob: torch.Tensor  # (P,) sampling weight: view weight x (1 + edge_boost on silhouette edges)
     view: torch.Tensor  # (P,) int64 index of the pixel's view
+    pixel: torch.Tensor  # (P, 2) the pixel's (row, column) in its view at this stage's size
+    stack: torch.Tensor  # (N, h, w, 4) every view at this size: 1 - rgb (0 on white) and the mask, for warped reads
+
+
+def _warped_targets(rays: _TrainRays, pick: torch.Tensor, warp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The picked pixels' colours (B, 3) on white and masks (B,) read from their views at the pixel moved by the
+    view's similarity (N, 4: shift_row, shift_col as fractions of the side, log scale, angle in radians), the
+    mapping `svd3d.recon.align.similarity_matrix` writes: a view warped by it shows, at pixel x, what it showed at
+    centre + R(-angle) / scale (x - centre - shift). Bilinear, so the similarities get gradients from the images."""
+    n, h, w, _ = rays.stack.shape
+    size = torch.tensor([h, w], dtype=torch.float32, device=pick.device)
+    centre = (size - 1) / 2
+    p = warp[rays.view[pick]]  # (B, 4)
+    x = rays.pixel[pick] - centre - p[:, :2] * size  # (B, 2) rows, columns
+    cos, sin, inv = torch.cos(p[:, 3]), torch.sin(p[:, 3]), torch.exp(-p[:, 2])
+    row = (cos * x[:, 0] + sin * x[:, 1]) * inv + centre[0]
+    col = (-sin * x[:, 0] + cos * x[:, 1]) * inv + centre[1]
+    # bilinear read of the four neighbours (zero, i.e. white and empty, outside the image), one gather for all views
+    r0, c0 = torch.floor(row), torch.floor(col)
+    fr, fc = (row - r0)[:, None], (col - c0)[:, None]
+    flat = rays.stack.reshape(-1, 4)  # (N*h*w, 4)
+    base = rays.view[pick] * (h * w)
+    out = 0
+    for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
+        r, c = (r0 + dr).long(), (c0 + dc).long()
+        inside = ((r >= 0) & (r < h) & (c >= 0) & (c < w))[:, None]
+        index = base + r.clamp(0, h - 1) * w + c.clamp(0, w - 1)
+        out = out + weight * flat[index] * inside
+    return 1 - out[:, :3], out[:, 3]
 
 
 def _edges(masks: np.ndarray) -> np.ndarray:
@@ -506,8 +538,12 @@ def _train_rays(views: ViewSet, size: int, mask_mesh, margin: float, edge_boost:
     prob = view_weight * (1.0 + edge_boost * _edges(masks).reshape(-1))
     keep = np.flatnonzero(hit)
     arrays = (origins, dirs, near, far, images.reshape(-1, 3), masks.reshape(-1), prob)
-    view = torch.as_tensor(keep // (intr.width * intr.height), device=device)
-    return _TrainRays(*(torch.as_tensor(np.ascontiguousarray(a[keep]), device=device).float() for a in arrays), view)
+    h, w = intr.height, intr.width
+    view = torch.as_tensor(keep // (w * h), device=device)
+    pixel = torch.as_tensor(np.stack([(keep % (w * h)) // w, keep % w], 1), dtype=torch.float32, device=device)
+    stack = torch.as_tensor(np.concatenate([1 - images, masks[..., None]], -1), dtype=torch.float32, device=device)
+    tensors = (torch.as_tensor(np.ascontiguousarray(a[keep]), device=device).float() for a in arrays)
+    return _TrainRays(*tensors, view, pixel, stack)
 
 
 def _inverse_softplus(y: float) -> float:
@@ -585,6 +621,9 @@ def fit_field(
     # painted into the field or explained by bumps; the trusted views (weight > 1, the input view) anchor colour
     appearance = torch.zeros(len(views), 2, 3, device=device, requires_grad=settings.appearance)
     free = torch.as_tensor(np.asarray(views.weights) <= 1, device=device)[:, None, None].float()
+    # per-view similarity (shift_row, shift_col as fractions of the side, log scale, angle), fitted with the grids:
+    # generated views drift by a percent or two, and unmoved, every drifted view pulls the surface its own way
+    warp = torch.zeros(len(views), 4, device=device, requires_grad=settings.warp)
     total, done = sum(s[2] for s in stages), 0
     bar = tqdm(total=total, desc="radiance field", unit="step", disable=not progress, leave=False)
     original, alignment = views, None
@@ -609,6 +648,8 @@ def fit_field(
         ]
         if settings.appearance:
             groups.append({"params": [appearance], "lr": settings.lr_appearance})
+        if settings.warp:
+            groups.append({"params": [warp], "lr": settings.lr_warp})
         optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15, **_fused(device))
         shape = field.shape
         edge = max(2, round(settings.tv_voxels ** (1 / 3)))
@@ -621,8 +662,9 @@ def fit_field(
         for _ in range(iterations):
             # 4. one step: rays weighted by view trust and silhouette edges, composited on white
             decay = settings.lr_decay ** (done / max(total - 1, 1))
-            bases = (settings.lr_density, settings.lr_color, settings.lr_appearance)
-            for group, base in zip(optimizer.param_groups, bases, strict=False):
+            bases = [settings.lr_density, settings.lr_color]
+            bases += [settings.lr_appearance] * settings.appearance + [settings.lr_warp] * settings.warp
+            for group, base in zip(optimizer.param_groups, bases, strict=True):
                 group["lr"] = base * decay
             pick = torch.multinomial(rays.prob, settings.rays, replacement=True, generator=generator)
             jitter = torch.rand(settings.rays, generator=generator, device=device)
@@ -633,13 +675,18 @@ def fit_field(
                 corr = appearance[rays.view[pick]] * free[rays.view[pick]]  # (B, 2, 3)
                 acc = out.acc[:, None]
                 rgb = (rgb - (1 - acc)) * torch.exp(corr[:, 0]) + acc * corr[:, 1] + (1 - acc)
-            loss = F.mse_loss(rgb, rays.rgb[pick]) + settings.mask_weight * F.mse_loss(out.acc, rays.mask[pick])
+            target_rgb, target_mask = rays.rgb[pick], rays.mask[pick]
+            if settings.warp:
+                target_rgb, target_mask = _warped_targets(rays, pick, warp * free[:, 0])
+            loss = F.mse_loss(rgb, target_rgb) + settings.mask_weight * F.mse_loss(out.acc, target_mask)
             if settings.appearance:
                 loss = loss + settings.appearance_prior * (appearance * free).square().sum((1, 2)).mean()
+            if settings.warp:
+                loss = loss + settings.warp_prior * (warp * free[:, 0]).square().sum(1).mean()
             # 5. gradients: autograd to the samples, then scattered into the grids; total variation; Adam
             for t in field.parameters():
                 t.grad.zero_()
-            appearance.grad = None
+            appearance.grad = warp.grad = None
             loss.backward()
             for grid, index, weight, leaf in out.leaves:
                 if leaf.grad is not None:
@@ -658,6 +705,14 @@ def fit_field(
         t.grad = None
     field.view_appearance = (appearance.detach() * free).cpu().numpy()
     field.view_alignment = alignment
+    if settings.warp:
+        field.view_alignment = _full_size(warp.detach() * free[:, 0], views.intrinsics)
+        moved = np.hypot(*field.view_alignment[:, :2].T)
+        log.info(
+            "per-view warps: moved by up to %.1f px (mean %.1f), scaled by up to %.1f%%, turned by up to %.2f deg",
+            moved.max(), moved.mean(), 100 * np.abs(np.expm1(field.view_alignment[:, 2])).max(),
+            np.degrees(np.abs(field.view_alignment[:, 3])).max(),
+        )  # fmt: skip
     log.info("fitted the radiance field in %.1f s", time.perf_counter() - started)
     return field
 
@@ -677,6 +732,14 @@ def _alignment(field: RadianceField, views: ViewSet, size: int) -> np.ndarray:
         "turned by up to %.2f deg", moved.max(), moved.mean(), 100 * np.abs(np.expm1(params[:, 2])).max(),
         np.degrees(np.abs(params[:, 3])).max(),
     )  # fmt: skip
+    return params
+
+
+def _full_size(warp: torch.Tensor, intrinsics: Intrinsics) -> np.ndarray:
+    """(N, 4) similarities with shifts as fractions of the side -> shifts in full-size pixels (align.py's form)."""
+    params = warp.cpu().numpy().astype(np.float64)
+    params[:, 0] *= intrinsics.height
+    params[:, 1] *= intrinsics.width
     return params
 
 

@@ -134,7 +134,7 @@ def reconstruct(
     # silhouette would cut the others' geometry. With align.py's RECON_ALIGN_SILHOUETTES (off by default: it moved
     # clean views too), each view but the trusted input view is moved (shift and scale) onto the silhouette of the
     # hull of the others first; the hull, the field, the bake and the quality numbers below use the aligned views
-    alignment = None
+    alignment, alignment_note = None, "moved onto the silhouette of the other views' hull (svd3d/recon/align.py)"
     with timer("align"):
         if align_module.RECON_ALIGN_SILHOUETTES and len(views) > 2:
             alignment = align_silhouettes(views.masks, views.c2w, views.intrinsics, views.weights > 1)
@@ -175,6 +175,8 @@ def reconstruct(
             field = fit_field(views, hull, FieldSettings(seed=seed).for_views(size), device=str(dev), progress=progress)
             mesh = extract_mesh(field)
             bake_views = fitted_views(views, field)  # each view's drift and colour undone, as the fit found them
+            if field.view_alignment is not None:
+                alignment, alignment_note = field.view_alignment, "fitted with the radiance field"
         else:
             extra = {} if iterations is None else {"iterations": iterations}
             with tempfile.TemporaryDirectory(prefix="svd3d-nerfacto-") as workdir:  # its dataset and run
@@ -235,14 +237,7 @@ def reconstruct(
                 "masks_from": views.mask_source,
             },  # fmt: skip
             "direction_check": {k: v for k, v in direction.items() if k != "c2w"},
-            "alignment": None
-            if alignment is None
-            else {
-                "note": "per view: image-plane shift (rows, columns; pixels) and log scale that moved it onto the "
-                "silhouette of the other views' hull (svd3d/recon/align.py)",
-                "shift_px": [[round(float(a), 2) for a in p[:2]] for p in alignment],
-                "log_scale": [round(float(p[2]), 4) for p in alignment],
-            },  # fmt: skip
+            "alignment": _alignment_report(alignment, alignment_note),
             "floor_y": floor,
             "hull": {"resolution": hull_resolution, "volume_m3": hull.volume()},
             "mesh": {
@@ -258,6 +253,19 @@ def reconstruct(
         }
         media.write_json(staging / "recon.json", report)
     return ReconResult(mesh, files, report)
+
+
+def _alignment_report(alignment: np.ndarray | None, how: str) -> dict | None:
+    """recon.json's record of the per-view 2D similarities (svd3d.recon.align's form, full-size pixels)."""
+    if alignment is None:
+        return None
+    return {
+        "note": f"per view: the image-plane shift (rows, columns; pixels), log scale and turn (degrees, about the "
+        f"image centre) that undid its drift, {how}",
+        "shift_px": [[round(float(a), 2) for a in p[:2]] for p in alignment],
+        "log_scale": [round(float(p[2]), 4) for p in alignment],
+        "angle_deg": [round(float(np.degrees(p[3])), 3) for p in alignment],
+    }
 
 
 def check_recon_options(
