@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,7 +246,9 @@ def _load(folder: Path, source: str, dtype: torch.dtype):
     from diffusers import AutoPipelineForText2Image
 
     try:
-        with _no_loading_bars():
+        with _no_loading_bars(), warnings.catch_warnings():
+            # newer diffusers call it `dtype` and warn about `torch_dtype`, which every version since 0.32 takes
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             return AutoPipelineForText2Image.from_pretrained(folder, torch_dtype=dtype)
     except Exception as err:  # a missing component, truncated weights, an unknown class: diffusers' own words
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
