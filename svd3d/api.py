@@ -5,6 +5,7 @@
     mesh = svd3d.reconstruct("out/chair")                              # mesh.glb beside them
     asset = svd3d.generate_asset("chair.png", output="out/chair")      # both, staged as one output
     clip = svd3d.generate_video("photo.png", output="photo.mp4")
+    clip = svd3d.generate_video(prompt="a red balloon", t2i_model="stabilityai/sd-turbo", output="balloon.mp4")
 
 The defaults are written once, in svd3d.defaults. A job here writes its whole output or nothing (svd3d.outputs):
 an interrupted or failed job leaves an earlier output as it was.
@@ -35,6 +36,7 @@ from svd3d.models.diffusers_io import save_diffusers
 from svd3d.models.registry import RegistryEntry, entries
 from svd3d.pipelines.common import check_positive, ready_model
 from svd3d.pipelines.orbit import OrbitResult, generate_orbit, write_orbit_folder
+from svd3d.pipelines.text import MadeImage, text_request, text_to_image
 from svd3d.pipelines.video import VideoResult, generate_video
 from svd3d.recon.export import export_mesh
 from svd3d.recon.pipeline import ReconResult, check_recon_options
@@ -50,11 +52,11 @@ from svd3d.training.recipe import Recipe, parse_override
 from svd3d.training.videos import load_video_folder
 
 __all__ = [
-    "generate_video", "generate_orbit", "generate_asset", "reconstruct", "reconstruct_into", "render_orbit",
-    "export_mesh", "load_model", "train", "build_dataset", "convert_checkpoint", "evaluate_mesh",
+    "generate_video", "generate_orbit", "generate_asset", "generate_image", "reconstruct", "reconstruct_into",
+    "render_orbit", "export_mesh", "load_model", "train", "build_dataset", "convert_checkpoint", "evaluate_mesh",
     "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries", "check_mesh_options",
     "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
-    "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel",
+    "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel", "MadeImage",
 ]  # fmt: skip
 
 # reconstruct's keyword arguments that choose the mesh (an orbit job's own options are the others)
@@ -79,9 +81,10 @@ def check_mesh_options(recon: dict) -> None:
 
 
 @outputs.holds_output(lambda args: args["output"])
-def generate_asset(image, *, output: str | Path, recon: dict | None = None, **orbit_options) -> AssetResult:
+def generate_asset(image=None, *, output: str | Path, recon: dict | None = None, **orbit_options) -> AssetResult:
     """`image` -> views (`generate_orbit(image, **orbit_options)`) -> mesh (`reconstruct(folder, **recon)`) in the
     folder `output`: input.png, frames/, orbit.mp4, transforms.json, run.json, mesh.glb, preview.png, recon.json.
+    From text: no image, `prompt=` and `t2i_model=` in `orbit_options` (generate_orbit's), and prompt.png too.
 
     The mesh stage runs on the views' device and seed unless `recon` names its own. Every option of both stages is
     checked before any work; the folder replaces an earlier svd3d output only when views and mesh are complete."""
@@ -99,9 +102,9 @@ def generate_asset(image, *, output: str | Path, recon: dict | None = None, **or
     # 2. views, then the mesh, in one staging folder that is swapped into place when both are complete
     with outputs.replacing(out, "orbit") as tmp:
         views = generate_orbit(image, output=None, meshed=True, **orbit_options)
-        write_orbit_folder(
-            tmp, views.input_image, views.frames, views.elevations, views.azimuths, views.c2w, views.intrinsics
-        )
+        prompt_png = media.png_bytes(views.prompt_image) if views.prompt_image is not None else None
+        write_orbit_folder(tmp, views.input_image, views.frames, views.elevations, views.azimuths, views.c2w,
+                           views.intrinsics, prompt_png=prompt_png)  # fmt: skip
         views.run["output"] = str(out)
         media.write_json(tmp / "run.json", views.run)
         outputs.write_mark(tmp, "orbit")  # the views are svd3d's: the mesh stage may replace their preview.png
@@ -148,6 +151,29 @@ def _as_placed(result: ReconResult, staged: Path, out: Path) -> ReconResult:
     media.write_json(staged / "recon.json", result.report)
     result.files = [out / Path(f).name for f in result.files]
     return result
+
+
+# ------------------------------------------------------------------------------------------------ text -> image
+
+
+def generate_image(
+    prompt: str,
+    t2i_model: str | Path,
+    *,
+    seed: int = defaults.SEED,
+    steps: int | None = defaults.T2I_STEPS,
+    guidance: float | None = defaults.T2I_GUIDANCE,
+    size: tuple[int, int] | None = defaults.T2I_SIZE,
+    suffix: str = "",
+    dtype: str = defaults.DTYPE,
+    device: str = defaults.DEVICE,
+) -> MadeImage:
+    """The image `generate_video(prompt=...)` / `generate_orbit(prompt=...)` start from, alone (to look at it before a
+    long job): `prompt` + `suffix` through the diffusers text-to-image model `t2i_model` (a folder or a hub id), its
+    noise drawn on the CPU from `seed`. `.image` is the PIL image, `.record` what run.json would record."""
+    request = text_request(None, prompt, t2i_model, steps, guidance, size, suffix)
+    dev = resolve_device(device)
+    return text_to_image(request, seed=seed, device=dev, dtype=resolve_dtype(dtype, dev))
 
 
 # ------------------------------------------------------------------------------------------------ mesh -> views
@@ -343,6 +369,10 @@ def run_batch(
         given = f"{inputs[0]} is a folder, not a file" if single else "several inputs make a batch"
         raise SVD3DError(f"{given}: a batch writes a clip per input under -o ROOT (ROOT/<name>.{fmt}); pass -o a "
                          f"folder, not {output}")  # fmt: skip
+    text = [k for k in ("prompt", "t2i_model", "t2i_steps", "t2i_guidance", "t2i_size") if options.get(k) is not None]
+    if text:
+        raise SVD3DError(f"--{text[0].replace('_', '-')} makes one job from text and cannot be combined with several "
+                         "inputs (a batch); run one command per prompt, with no IMAGE")  # fmt: skip
     items = batch.collect_inputs([str(p) for p in inputs], kind, allowed)
     if item_settings is not None:
         items = [replace(item, settings=item_settings(item)) for item in items]

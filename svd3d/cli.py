@@ -5,6 +5,7 @@ defaults are svd3d.defaults'."""
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -89,10 +90,75 @@ _dtype = click.option(
     help="auto (fp16 on CUDA, fp32 elsewhere), float32, float16, bfloat16.",
 )
 _device = click.option("--device", default=defaults.DEVICE, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+TEXT_OPTIONS = ("prompt", "t2i_model", "t2i_steps", "t2i_guidance", "t2i_size", "t2i_suffix")  # the API's names
+
+
+def _text_options(suffix: str, why: str):
+    """--prompt and the text-to-image options of `svd3d video` and `svd3d orbit`; `suffix`: the job's default
+    --t2i-suffix, `why`: what it is for."""
+    options = [
+        click.option(
+            "--prompt",
+            default=None,
+            help="Start from text instead of an IMAGE: --t2i-model makes the image (seeded with --seed), "
+            "then the job runs as from that image.",
+        ),
+        click.option(
+            "--t2i-model",
+            default=None,
+            metavar="PATH_OR_HUB_ID",
+            help="With --prompt: a diffusers text-to-image pipeline (a folder, or a hub id such as "
+            "stabilityai/sd-turbo), loaded with AutoPipelineForText2Image.",
+        ),
+        click.option(
+            "--t2i-steps",
+            type=int,
+            default=defaults.T2I_STEPS,
+            help="Text-to-image sampling steps [the pipeline's own; turbo models want 1-4].",
+        ),
+        click.option(
+            "--t2i-guidance",
+            type=float,
+            default=defaults.T2I_GUIDANCE,
+            help="Text-to-image guidance scale [the pipeline's own; turbo models want 0].",
+        ),
+        click.option(
+            "--t2i-size",
+            callback=_size,
+            default=None,
+            help="Text-to-image WIDTHxHEIGHT, multiples of 8 [the pipeline's native size].",
+        ),
+        click.option(
+            "--t2i-suffix",
+            default=suffix,
+            show_default=bool(suffix),
+            help=f"Appended to the prompt{why} ('' for nothing).",
+        ),
+    ]
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _prompt_stem(prompt: str | None) -> str:
+    """An output name for a job made from text: the prompt's first words, 'a red balloon.' -> 'a-red-balloon'."""
+    words = re.findall(r"[a-z0-9]+", (prompt or "").lower())[:6]
+    return "-".join(words)[:48].strip("-") or "prompt"
+
+
+def _batch_options(options: dict) -> dict:
+    """A command's options for a batch: the text-to-image ones only where set (so that run_batch refuses them with
+    a clear message), the suffix's default left out."""
+    return {k: v for k, v in options.items() if k not in TEXT_OPTIONS or (v is not None and k != "t2i_suffix")}
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE...", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, metavar="[IMAGE...]", type=click.Path(path_type=Path))
+@_text_options(defaults.T2I_VIDEO_SUFFIX, "")
 @_model
 @click.option("--frames", type=int, default=None, help="Frames to generate [model default: SVD 14, SVD-XT 25].")
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default: SVD 25, SVD-XT 30].")
@@ -112,8 +178,8 @@ _device = click.option("--device", default=defaults.DEVICE, show_default=True, h
 @click.option("--offload", is_flag=True, help="Keep only the active network on the GPU (least memory, slower).")
 @_config
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output .mp4, .gif, .webp, or a folder for PNG frames [<image name>.mp4]; with several inputs "
-                   "a folder for their clips [out].")  # fmt: skip
+              help="Output .mp4, .gif, .webp, or a folder for PNG frames [<image name>.mp4, or the prompt's first "
+                   "words]; with several inputs a folder for their clips [out].")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "webp", "frames"]), default=None,
               help="Several inputs: each clip as ROOT/<name>.<format>, or frames: a folder of PNGs [mp4].")  # fmt: skip
 def video(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, **options) -> None:
@@ -123,21 +189,27 @@ def video(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, **opti
     stretched); transparency is composited on white. run.json (every setting, versions, timings) is written
     beside the output.
 
+    From text: --prompt "..." --t2i-model PATH_OR_HUB_ID (no IMAGE) makes the image first with a diffusers
+    text-to-image model, writes it beside the clip (<name>.prompt.png, or prompt.png in a frames folder) and
+    records the prompt and how the image was made in run.json.
+
     Many inputs: several images, a folder of them, a quoted glob pattern or a .txt / .jsonl manifest (per-item
     options) make a batch: each clip goes to ROOT/<name>.<format> under -o ROOT, every item is recorded in
     ROOT/results.jsonl, a rerun skips finished items, exit code 1 when some item failed.
     """
-    if _is_batch(inputs, "video"):
-        _batch("video", inputs, output, options, fmt=fmt or "mp4")
+    if inputs and _is_batch(inputs, "video"):
+        _batch("video", inputs, output, _batch_options(options), fmt=fmt or "mp4")
         return
-    image = inputs[0]
+    image = inputs[0] if inputs else None
     if fmt is not None and output is not None:
         raise click.UsageError("for one image, -o's suffix chooses the format: drop --format (or -o)")
-    out = output or Path(image.stem if fmt == "frames" else f"{image.stem}.{fmt or 'mp4'}")
+    stem = image.stem if image is not None else _prompt_stem(options["prompt"])
+    out = output or Path(stem if fmt == "frames" else f"{stem}.{fmt or 'mp4'}")
     result = _run(lambda: svd3d.generate_video(image, output=out, **options))
     t = result.timings
+    made = f", {media.prompt_image_path(out)}" if result.prompt_image is not None else ""
     click.echo(
-        f"wrote {out} ({result.settings.num_frames} frames, {result.settings.width}x{result.settings.height}) "
+        f"wrote {out} ({result.settings.num_frames} frames, {result.settings.width}x{result.settings.height}){made} "
         f"and {media.run_json_path(out)} in {sum(t.values()):.1f} s (sampling {t.get('sample', 0):.1f} s)"
     )
 
@@ -235,7 +307,8 @@ def _square(ctx, param, value):
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE...", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, metavar="[IMAGE...]", type=click.Path(path_type=Path))
+@_text_options(defaults.T2I_ORBIT_SUFFIX, ", so that it asks for one object that svd3d can find")
 @_model
 @click.option("--frames", type=int, default=None, help="Views around the object [21].")
 @click.option("--steps", type=int, default=None, help="Sampling steps [50].")
@@ -263,7 +336,8 @@ def _square(ctx, param, value):
 @click.option("--no-mesh", is_flag=True, help="Stop after the views (no reconstruction).")
 @_recon_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output folder [out/<image name>]; with several inputs the folder of their folders [out].")  # fmt: skip
+              help="Output folder [out/<image name>, or out/<the prompt's first words>]; with several inputs the "
+                   "folder of their folders [out].")  # fmt: skip
 def orbit(inputs: tuple[Path, ...], output: Path | None, no_mesh: bool, **options) -> None:
     """Generate views all around the object in IMAGE, with their true cameras (SV3D_u / SV3D_p).
 
@@ -272,16 +346,20 @@ def orbit(inputs: tuple[Path, ...], output: Path | None, no_mesh: bool, **option
     cameras), run.json, then reconstructs the object (as `svd3d recon` does): mesh.glb, preview.png (views and
     mesh renders), recon.json. --no-mesh stops after the views.
 
+    From text: --prompt "..." --t2i-model PATH_OR_HUB_ID (no IMAGE) makes the image first with a diffusers
+    text-to-image model (the prompt + --t2i-suffix, which asks for one object on a plain white background),
+    writes it as prompt.png, and preprocesses it as a photo: text -> image -> views -> mesh.
+
     Many inputs: several images, a folder of them, a quoted glob pattern or a .txt / .jsonl manifest (per-item
     options: {"input": "chair.png", "seed": 3, "elevation": 20}) make a batch: each gets ROOT/<name>/ under
     -o ROOT, every item is recorded in ROOT/results.jsonl, a rerun skips finished items, the model is loaded
     once; exit code 1 when some item failed. Under torchrun / accelerate launch each process takes its share.
     """
-    if _is_batch(inputs, "orbit"):
-        _batch("orbit", inputs, output, {**options, "no_mesh": no_mesh})
+    if inputs and _is_batch(inputs, "orbit"):
+        _batch("orbit", inputs, output, {**_batch_options(options), "no_mesh": no_mesh})
         return
-    image = inputs[0]
-    out = output or Path("out") / image.stem
+    image = inputs[0] if inputs else None
+    out = output or Path("out") / (image.stem if image is not None else _prompt_stem(options["prompt"]))
     views, recon = _split_mesh_options(_api_names(options))
     if no_mesh:
         result, mesh = _run(lambda: svd3d.generate_orbit(image, output=out, **views)), None
@@ -289,9 +367,10 @@ def orbit(inputs: tuple[Path, ...], output: Path | None, no_mesh: bool, **option
         asset = _run(lambda: svd3d.generate_asset(image, output=out, recon=recon, **views))
         result, mesh = asset.views, asset.mesh
     t = result.timings
+    source = f" in {media.PROMPT_IMAGE}, made from the prompt" if result.prompt_image is not None else ""
     click.echo(
         f"wrote {out}/ ({result.settings.num_frames} {result.settings.orbit} views at {result.settings.size}px, "
-        f"object found by {result.run['preprocess']['method']}) in {sum(t.values()):.1f} s "
+        f"object found by {result.run['preprocess']['method']}{source}) in {sum(t.values()):.1f} s "
         f"(sampling {t.get('sample', 0):.1f} s)"
     )
     if mesh is not None:
@@ -327,8 +406,9 @@ def recon(folders: tuple[Path, ...], output: Path | None, **options) -> None:
 # Many inputs: svd3d.batch runs them; these helpers parse the per-item options and name each command's job.
 # ---------------------------------------------------------------------------------------------------------------
 
-# one model, one device and one output format serve the whole batch: a manifest line cannot change them
-_BATCH_WIDE = {"model", "config", "dtype", "device", "offload", "forward_chunking", "fmt", "output"}
+# one model, one device and one output format serve the whole batch: a manifest line cannot change them; nor can it
+# start an item from text (a batch's items are its inputs)
+_BATCH_WIDE = {"model", "config", "dtype", "device", "offload", "forward_chunking", "fmt", "output", *TEXT_OPTIONS}
 
 
 def _is_batch(inputs: tuple[Path, ...], kind: str) -> bool:

@@ -12,6 +12,20 @@ SEED = 23  # the noise is drawn on the CPU from this seed, so a seed means the s
 DTYPE = "auto"  # float16 on CUDA, float32 elsewhere
 DEVICE = "auto"  # the first CUDA device, else Apple's mps, else the CPU
 
+# text to image (svd3d video / orbit --prompt ... --t2i-model ...): the conditioning image is made by a diffusers
+# text-to-image pipeline, seeded with SEED. Steps and guidance suit one family of models and not another (Stable
+# Diffusion wants about 25-50 steps at guidance 7.5, distilled "turbo" models 1-4 steps at guidance 0), so None
+# means the pipeline's own default (its __call__'s: SD 50 / 7.5, SDXL 50 / 5.0, SD3 28 / 7.0, FLUX 28 / 3.5), and
+# run.json records the values used.
+T2I_STEPS = None
+T2I_GUIDANCE = None
+T2I_SIZE = None  # (width, height); None: the pipeline's native size, then the job's usual preprocessing
+T2I_VIDEO_SUFFIX = ""  # appended to a video's prompt
+# appended to an orbit's prompt: orbit models were trained on one whole object rendered on white, and svd3d finds
+# the object by its plain background ("isolated on a white background" is the stock-photo caption web-trained
+# text encoders know for such cut-outs)
+T2I_ORBIT_SUFFIX = ", a single object isolated on a plain white background, whole object in view"
+
 # orbits (svd3d orbit, svd3d render)
 ORBIT = "auto"  # svd3d orbit: "dynamic" when its views are meshed and the model takes cameras (SV3D_p), else "static"
 RENDER_ORBIT = "static"  # one elevation all the way round; "dynamic" wobbles it (sees top and bottom)

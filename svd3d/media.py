@@ -4,6 +4,7 @@ What svd3d may replace, and how a folder output is staged and swapped into place
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -38,6 +39,22 @@ def output_format(out: Path) -> str:
 def run_json_path(out: Path) -> Path:
     """run.json beside a clip: inside a frames folder, or `<name>.run.json` next to a video file."""
     return out / "run.json" if output_format(out) == "frames" else out.with_name(out.stem + ".run.json")
+
+
+PROMPT_IMAGE = "prompt.png"  # the image a text-to-image model made from --prompt, in a folder output
+
+
+def prompt_image_path(out: Path) -> Path:
+    """The image made from a prompt, beside a clip: inside a frames folder, or `<name>.prompt.png` next to a video
+    file."""
+    return out / PROMPT_IMAGE if output_format(out) == "frames" else out.with_name(out.stem + ".prompt.png")
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """`image` encoded as PNG, so its hash is known before it is written."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -229,9 +229,10 @@ def start_run(run: Path, job: str) -> None:
         write_mark(run, job, [])
 
 
-def check_file_replaceable(path: Path, record: Path | None = None) -> None:
-    """A single-file output may be written: absent, or svd3d's own (its `record`, a JSON file, holds
-    "output_sha256" equal to the file's hash; without a record the file itself must be a JSON svd3d wrote)."""
+def check_file_replaceable(path: Path, record: Path | None = None, key: tuple[str, ...] = ("output_sha256",)) -> None:
+    """A single-file output may be written: absent, or svd3d's own (its `record`, a JSON file, holds the file's
+    hash under `key`, a path of keys: "output_sha256" for the output itself; without a record the file itself must be
+    a JSON svd3d wrote)."""
     path = Path(path)
     check_writable(path)
     if path.is_dir():
@@ -242,7 +243,7 @@ def check_file_replaceable(path: Path, record: Path | None = None) -> None:
     if record is not None and record.exists() and not _is_svd3d_json(record):
         raise SVD3DError(f"{record} exists and svd3d did not write it; choose another output name")
     if path.exists():
-        ours = _is_svd3d_json(path) if record is None else _recorded_file(path, record)
+        ours = _is_svd3d_json(path) if record is None else _recorded_file(path, record, key)
         if not ours:
             raise SVD3DError(
                 f"{path} exists and svd3d did not write it (or it changed since); svd3d only replaces its own "
@@ -250,19 +251,24 @@ def check_file_replaceable(path: Path, record: Path | None = None) -> None:
             )
 
 
-def _recorded_file(path: Path, record: Path) -> bool:
-    """`record` (svd3d's JSON beside a single-file output) holds `path`'s current hash."""
-    return record.is_file() and _json(record).get("output_sha256") == fingerprint(path)["sha256"]
+def _recorded_file(path: Path, record: Path, key: tuple[str, ...] = ("output_sha256",)) -> bool:
+    """`record` (svd3d's JSON beside a single-file output) holds `path`'s current hash under `key`."""
+    if not record.is_file():
+        return False
+    value = _json(record)
+    for name in key:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value is not None and value == fingerprint(path)["sha256"]
 
 
-def is_intact(out: Path, record: Path | None = None) -> bool:
+def is_intact(out: Path, record: Path | None = None, key: tuple[str, ...] = ("output_sha256",)) -> bool:
     """`out` is a finished svd3d output exactly as svd3d wrote it: a folder whose mark lists every file in it,
-    each present and unchanged; or a file whose `record` holds its hash."""
+    each present and unchanged; or a file whose `record` holds its hash under `key`."""
     out = Path(out)
     if out.is_dir():
         mark = read_mark(out)
         return bool(mark and mark["files"]) and not _not_ours(out) and all((out / n).is_file() for n in mark["files"])
-    return out.is_file() and record is not None and _is_svd3d_json(record) and _recorded_file(out, record)
+    return out.is_file() and record is not None and _is_svd3d_json(record) and _recorded_file(out, record, key)
 
 
 def _json(path: Path) -> dict:

@@ -18,11 +18,11 @@ from svd3d.models.hub import download
 from svd3d.models.info import ModelInfo
 from svd3d.models.sgm_load import load_sgm
 
-__all__ = ["RELEASED_WIDTHS", "SVDModel", "ModelInfo", "Widths", "load_model", "model_widths", "check_kind"]
+__all__ = ["HUB_ID", "RELEASED_WIDTHS", "SVDModel", "ModelInfo", "Widths", "load_model", "model_widths", "check_kind"]
 
 log = logging.getLogger(__name__)
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name on the Hugging Face hub
 
 
 def load_model(
@@ -51,7 +51,7 @@ def load_model(
         return load_sgm(path, dtype, Path(config) if config else None)
     if path.suffix in (".safetensors", ".ckpt", ".pt", ".bin") or text.startswith((".", "/", "~")):
         raise SVD3DError(f"model file {text} does not exist; check the path")
-    if _HUB_ID.match(text):
+    if HUB_ID.match(text):
         return load_diffusers(download(text, dtype), dtype, source=text)
     known = ", ".join(names)
     raise SVD3DError(f"unknown model {text!r}: not a file, a folder, a known name ({known}) or a hub id (owner/name)")

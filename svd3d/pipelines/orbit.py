@@ -28,6 +28,7 @@ from svd3d.pipelines.common import (
     to_uint8,
     warn_far_from_training,
 )
+from svd3d.pipelines.text import text_request, text_to_image
 from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
 from svd3d.segment import PreparedObject, prepare_object
 
@@ -64,12 +65,19 @@ class OrbitResult:
     timings: dict[str, float]
     output: Path | None
     run: dict
+    prompt_image: Image.Image | None = None  # the image made from the prompt (before preprocessing), if any
 
 
 @outputs.holds_output(lambda args: args["output"])
 def generate_orbit(
-    image: str | Path | Image.Image,
+    image: str | Path | Image.Image | None = None,
     *,
+    prompt: str | None = None,
+    t2i_model: str | Path | None = None,
+    t2i_steps: int | None = defaults.T2I_STEPS,
+    t2i_guidance: float | None = defaults.T2I_GUIDANCE,
+    t2i_size: tuple[int, int] | None = defaults.T2I_SIZE,
+    t2i_suffix: str = defaults.T2I_ORBIT_SUFFIX,
     model: str | Path | SVDModel | None = None,
     frames: int | None = None,
     steps: int | None = None,
@@ -102,10 +110,16 @@ def generate_orbit(
     `svd3d.generate_asset` does) and the model takes cameras.
     `preprocess=False` uses `image` as it is: it must already be the conditioning image (the object on white,
     square, at the generation size), e.g. a dataset's input view whose framing the generated views must keep.
+
+    Instead of an image, a `prompt` and a diffusers text-to-image model `t2i_model` (folder or hub id) make the
+    image first (svd3d.pipelines.text, seeded with `seed`); `t2i_suffix` (default: one whole object on a plain white
+    background, svd3d.defaults) is appended to the prompt so that the object can be found. That image is written
+    as prompt.png and goes through the same preprocessing as a photo.
     """
     timer = Timer()
 
     # 1. check inputs
+    text = text_request(image, prompt, t2i_model, t2i_steps, t2i_guidance, t2i_size, t2i_suffix)  # None: an image
     for name, value, flag in (("frames", frames, "--frames"), ("steps", steps, "--steps")):
         check_positive(name, value, flag)
     check_positive("decode chunk", decode_chunk, "--decode-chunk")
@@ -119,7 +133,8 @@ def generate_orbit(
     torch_dtype = resolve_dtype(dtype, dev)
     square = (size, size) if size else None
     check_memory(model, "orbit", square, frames, decode_chunk, torch_dtype, dev, early=True)
-    pil = load_image(image) if not isinstance(image, Image.Image) else image
+    if text is None:
+        pil = load_image(image) if not isinstance(image, Image.Image) else image
 
     # 2. load the model and check it is an orbit model
     with timer("load"):
@@ -159,17 +174,30 @@ def generate_orbit(
     check_memory(model, "orbit", (side, side), T, settings.decode_chunk, torch_dtype, dev)
     warn_far_from_training(info, side, side, T)
 
-    # 3. preprocess: segment the object, centre it on white at object_fraction, resize to the model size
+    # 3. from a prompt: the text-to-image pipeline makes the image (loaded, run, freed again), seeded with `seed`
+    made = None
+    if text is not None:
+        with timer("t2i"):
+            made = text_to_image(text, seed=seed, device=dev, dtype=torch_dtype, offload=offload, progress=progress)
+        pil = made.image
+
+    # 4. preprocess: segment the object, centre it on white at object_fraction, resize to the model size
     #    (preprocess=False: the image already is the conditioning image and is only checked)
     with timer("preprocess"):
-        prepared = prepare_object(pil, side, object_fraction) if preprocess else as_conditioning(pil, side)
+        try:
+            prepared = prepare_object(pil, side, object_fraction) if preprocess else as_conditioning(pil, side)
+        except SVD3DError as err:
+            if made is None:
+                raise
+            raise SVD3DError(f"{err}. That image was made from the prompt: ask for one whole object on a plain "
+                             "background (--t2i-suffix), or try another --seed") from None  # fmt: skip
     pixels = to_tensor(prepared.image).to(dev)  # (1, 3, S, S) in [-1, 1]
 
-    # 4. per-frame vectors in the model's frame order (SV3D: the input view last)
+    # 5. per-frame vectors in the model's frame order (SV3D: the input view last)
     perm = model_order(T, info.frame_order)
     vector = orbit_vector(names, elevs, azims, perm, settings.cond_aug, info.azimuth_sign)[None]  # (1, T, F)
 
-    # 5. encode (CLIP on the clean image, the VAE on it with cond_aug noise), sample with triangle guidance (lowest
+    # 6. encode (CLIP on the clean image, the VAE on it with cond_aug noise), sample with triangle guidance (lowest
     #    next to the input view, highest behind), decode in chunks
     model_frames = encode_sample_decode(
         model,
@@ -187,12 +215,12 @@ def generate_orbit(
         what="views",
     )  # (T, S, S, 3), model order
 
-    # 6. put the conditioning image in the input view's place, reorder to svd3d's order
+    # 7. put the conditioning image in the input view's place, reorder to svd3d's order
     model_frames[int(np.flatnonzero(perm == 0)[0])] = np.asarray(prepared.image, np.float32) / 255.0
     views = np.empty_like(model_frames)
     views[perm] = model_frames
 
-    # 7. cameras
+    # 8. cameras
     c2w = orbit_c2w(elevs, azims)
     intrinsics = Intrinsics.from_fov(side, side, info.fov_deg)
 
@@ -200,7 +228,7 @@ def generate_orbit(
         "written_by": "svd3d orbit",
         "job": "orbit",
         "command": command_line(),
-        "input": input_record(image),
+        "input": input_record(image) if made is None else made.input_record(media.PROMPT_IMAGE),
         "model": model_record(model),
         "settings": asdict(settings),
         "preprocess": {"applied": preprocess, "method": prepared.method, "object_fraction": prepared.object_fraction},
@@ -208,11 +236,12 @@ def generate_orbit(
         "versions": versions(),
     }
 
-    # 8. write the folder (staged under a hidden name, swapped into place when complete)
+    # 9. write the folder (staged under a hidden name, swapped into place when complete)
     if out_path is not None:
         run["output"] = str(out_path)
         with timer("write"), outputs.replacing(out_path, "orbit") as tmp:
-            write_orbit_folder(tmp, prepared.image, views, elevs, azims, c2w, intrinsics)
+            write_orbit_folder(tmp, prepared.image, views, elevs, azims, c2w, intrinsics,
+                               prompt_png=made.png if made is not None else None)  # fmt: skip
             media.write_json(tmp / "run.json", {**run, "timings_s": dict(timer.seconds)})
             viewer.write_index(tmp, title=out_path.name)
     run["timings_s"] = dict(timer.seconds)
@@ -228,6 +257,7 @@ def generate_orbit(
         dict(timer.seconds),
         out_path,
         run,
+        made.image if made is not None else None,
     )
 
 
@@ -267,9 +297,12 @@ def as_conditioning(img: Image.Image, side: int) -> PreparedObject:
     return PreparedObject(image=rgb, mask=mask, method=method, bbox=bbox, object_fraction=fraction)
 
 
-def write_orbit_folder(folder: Path, input_image, views, elevs, azims, c2w, intrinsics) -> None:
-    """input.png, frames/NNN.png, orbit.mp4 (GIF without a video writer), transforms.json, preview.png."""
+def write_orbit_folder(folder: Path, input_image, views, elevs, azims, c2w, intrinsics, prompt_png=None) -> None:
+    """input.png, frames/NNN.png, orbit.mp4 (GIF without a video writer), transforms.json, preview.png; and
+    prompt.png, the image made from the prompt (PNG bytes `prompt_png`), when the orbit started from text."""
     input_image.save(folder / "input.png")
+    if prompt_png is not None:
+        (folder / media.PROMPT_IMAGE).write_bytes(prompt_png)
     frames_u8 = to_uint8(views)
     (folder / "frames").mkdir()
     media.write_frames_png(frames_u8, folder / "frames")

@@ -25,6 +25,7 @@ from svd3d.pipelines.common import (
     to_uint8,
     warn_far_from_training,
 )
+from svd3d.pipelines.text import text_request, text_to_image
 from svd3d.runinfo import Timer, command_line, input_record, model_record, versions
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class VideoResult:
     timings: dict[str, float]
     output: Path | None
     run: dict  # what run.json holds
+    prompt_image: Image.Image | None = None  # the image made from the prompt (before preprocessing), if any
 
     def frames_uint8(self) -> np.ndarray:
         return to_uint8(self.frames)
@@ -83,8 +85,14 @@ def check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance,
 
 @outputs.holds_output(lambda args: args["output"])
 def generate_video(
-    image: str | Path | Image.Image,
+    image: str | Path | Image.Image | None = None,
     *,
+    prompt: str | None = None,
+    t2i_model: str | Path | None = None,
+    t2i_steps: int | None = defaults.T2I_STEPS,
+    t2i_guidance: float | None = defaults.T2I_GUIDANCE,
+    t2i_size: tuple[int, int] | None = defaults.T2I_SIZE,
+    t2i_suffix: str = defaults.T2I_VIDEO_SUFFIX,
     model: str | Path | SVDModel | None = None,
     frames: int | None = None,
     steps: int | None = None,
@@ -106,6 +114,11 @@ def generate_video(
 ) -> VideoResult:
     """Animate one image with an SVD-family model. Unset options take the model's defaults (its ModelInfo).
 
+    Instead of an image, a `prompt` and a diffusers text-to-image model `t2i_model` (folder or hub id) make the
+    image first (svd3d.pipelines.text: `t2i_suffix` appended to the prompt, `t2i_steps`, `t2i_guidance` and
+    `t2i_size` [width, height] defaulting to the pipeline's own, seeded with `seed`); it is written beside the
+    output (`<name>.prompt.png`, or prompt.png in a frames folder) and the job goes on as from that image.
+
     The image is resized to cover the model's size (or `size`, WxH) keeping its aspect ratio and centre-cropped;
     transparency is composited on white. Noise is drawn on the CPU from `seed` (first the conditioning-image noise,
     then the latents, as diffusers does), so a seed gives the same clip on any device.
@@ -113,14 +126,16 @@ def generate_video(
     timer = Timer()
 
     # 1. check inputs: everything that can be wrong is reported before any work or output
+    text = text_request(image, prompt, t2i_model, t2i_steps, t2i_guidance, t2i_size, t2i_suffix)  # None: an image
     check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance, max_guidance, decode_chunk, size)
     out_path = Path(output) if output is not None else None
     if out_path is not None:
-        check_video_output(out_path)
+        check_video_output(out_path, prompt_image=text is not None)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     check_memory(model, "video", size, frames, decode_chunk, torch_dtype, dev, early=True)
-    pil = load_image(image) if not isinstance(image, Image.Image) else image
+    if text is None:
+        pil = load_image(image) if not isinstance(image, Image.Image) else image
 
     # 2. load the model (CPU, cast at load), check it is a video model, place it
     with timer("load"):
@@ -154,14 +169,21 @@ def generate_video(
     check_memory(model, "video", (width, height), T, settings.decode_chunk, torch_dtype, dev)
     warn_far_from_training(info, width, height, T)
 
-    # 3. prepare the image: transparency on white, cover-resize and centre-crop to the model size
+    # 3. from a prompt: the text-to-image pipeline makes the image (loaded, run, freed again), seeded with `seed`
+    made = None
+    if text is not None:
+        with timer("t2i"):
+            made = text_to_image(text, seed=seed, device=dev, dtype=torch_dtype, offload=offload, progress=progress)
+        pil = made.image
+
+    # 4. prepare the image: transparency on white, cover-resize and centre-crop to the model size
     fitted = fit_cover(composite_on_white(pil), width, height)
     pixels = to_tensor(fitted).to(dev)  # (1, 3, H, W) in [-1, 1]
 
-    # 4. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
+    # 5. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
     vector = video_vector(model.unet.vector_names, settings.fps, settings.motion_bucket_id, settings.noise_aug, T)
 
-    # 5. encode (CLIP on the clean image, the VAE on it with noise augmentation), sample, decode in chunks
+    # 6. encode (CLIP on the clean image, the VAE on it with noise augmentation), sample, decode in chunks
     frames_np = encode_sample_decode(
         model,
         pixels,
@@ -177,44 +199,69 @@ def generate_video(
         progress=progress,
     )
 
-    # 6. write the clip and run.json (staged, then renamed into place together)
+    # 7. write the clip and run.json (and the image made from the prompt): staged, renamed into place together
+    prompt_file = media.prompt_image_path(out_path).name if made is not None and out_path is not None else None
     run = {
         "written_by": "svd3d video",
         "job": "video",
         "command": command_line(),
-        "input": input_record(image),
+        "input": input_record(image) if made is None else made.input_record(prompt_file),
         "model": model_record(model),
         "settings": asdict(settings),
         "versions": versions(),
     }
     if out_path is not None:
-        write_video_output(to_uint8(frames_np), settings.fps, out_path, run, timer)
+        write_video_output(to_uint8(frames_np), settings.fps, out_path, run, timer,
+                           prompt_png=made.png if made is not None else None)  # fmt: skip
     run["timings_s"] = dict(timer.seconds)
-    return VideoResult(frames_np, settings, dict(timer.seconds), out_path, run)
+    prompt_image = made.image if made is not None else None
+    return VideoResult(frames_np, settings, dict(timer.seconds), out_path, run, prompt_image)
 
 
-def check_video_output(out: Path) -> None:
+# where run.json beside a clip file records the hash of the image made from the prompt (svd3d.outputs's key path;
+# not "input.sha256", the hash of an input photo, which svd3d never replaces)
+PROMPT_IMAGE_KEY = ("input", "image_sha256")
+
+
+def check_video_output(out: Path, prompt_image: bool = False) -> None:
     """The clip's output may be written: a free or svd3d-owned frames folder, or a clip file that is absent or
-    svd3d's own (its run.json records its hash). Checked before any work."""
+    svd3d's own (its run.json records its hash), and with `prompt_image` the `<name>.prompt.png` beside it likewise.
+    Checked before any work."""
     if media.output_format(out) == "frames":
         outputs.check_replaceable(out)
-    else:
-        outputs.check_file_replaceable(out, media.run_json_path(out))
+        return
+    record = media.run_json_path(out)
+    outputs.check_file_replaceable(out, record)
+    if prompt_image:
+        outputs.check_file_replaceable(media.prompt_image_path(out), record, PROMPT_IMAGE_KEY)
 
 
-def write_video_output(frames: np.ndarray, fps: int, out: Path, run: dict, timer: Timer) -> None:
+def write_video_output(
+    frames: np.ndarray, fps: int, out: Path, run: dict, timer: Timer, prompt_png: bytes | None = None
+) -> None:
     """Write the clip and its run.json together: a frames folder staged and swapped in whole, or the clip file and
-    `<name>.run.json` (holding the clip's hash, which marks it as svd3d's) renamed into place together."""
+    `<name>.run.json` (holding the clip's hash, which marks it as svd3d's) renamed into place together. `prompt_png`:
+    the image made from the prompt, written with them (`media.prompt_image_path`)."""
     run["output"] = str(out)
     if media.output_format(out) == "frames":
         with outputs.replacing(out, "video") as tmp:
             with timer("write"):
                 media.write_frames_png(frames, tmp)
+                if prompt_png is not None:
+                    (tmp / media.PROMPT_IMAGE).write_bytes(prompt_png)
             media.write_json(tmp / "run.json", {**run, "timings_s": dict(timer.seconds)})
             viewer.write_index(tmp, title=out.name)  # the frames played in turn, and the run's settings
         return
-    with outputs.replacing_files([out, media.run_json_path(out)]) as (clip, record):
+    record_path, image_path = media.run_json_path(out), media.prompt_image_path(out)
+    # an image an earlier run made from its prompt, beside a clip this run replaces without one: it goes too
+    stale = prompt_png is None and outputs.is_intact(image_path, record_path, PROMPT_IMAGE_KEY)
+    paths = [out, record_path, *([image_path] if prompt_png is not None else [])]
+    with outputs.replacing_files(paths) as (clip, record, *image):
         with timer("write"):
             media.write_video(frames, clip, fps=fps)
+            if image:
+                image[0].write_bytes(prompt_png)
         run["output_sha256"] = outputs.fingerprint(clip)["sha256"]
         record.write_text(json.dumps({**run, "timings_s": dict(timer.seconds)}, indent=2, default=str) + "\n")
+    if stale:
+        image_path.unlink(missing_ok=True)

@@ -285,6 +285,13 @@ def _settings_section(run: dict, recon: dict) -> str:
             rows += [(f"model.{k}", v) for k, v in model.items() if k in ("name", "source", "kind", "fingerprint")]
         elif model is not None:
             rows.append(("model", model))
+        text = run.get("input", {}).get("text_to_image") if isinstance(run.get("input"), dict) else None
+        if isinstance(text, dict):  # the job started from a prompt
+            rows += [
+                ("prompt", text.get("full_prompt")),
+                ("text to image.model", (text.get("model") or {}).get("source")),
+            ]
+            rows += [(f"text to image.{k}", text.get(k)) for k in ("seed", "steps", "guidance", "size")]
         rows += _flat(run.get("settings", {}), "settings")
         if isinstance(run.get("preprocess"), dict):
             rows += _flat(run["preprocess"], "preprocess")
@@ -323,6 +330,9 @@ def index_html(
     sections = []
 
     media = []
+    if (folder / "prompt.png").is_file():  # the image a text-to-image model made from the prompt
+        media.append('<figure><img src="prompt.png" alt="made from the prompt"><figcaption>made from the prompt'
+                     "</figcaption></figure>")  # fmt: skip
     if (folder / "input.png").is_file():
         media.append('<figure><img src="input.png" alt="input"><figcaption>input</figcaption></figure>')
     clip = next((n for n in ("orbit.mp4", "orbit.webm", "orbit.gif") if (folder / n).is_file()), None)
