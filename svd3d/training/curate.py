@@ -57,6 +57,7 @@ HIST_GRID = 2  # the histograms are compared per cell of a 2 x 2 grid
 CUT_WINDOW = 4  # pairs on either side whose median score a cut must stand out from
 CUT_CONTRAST = 3.0  # ... by this factor
 BLANK_STD = 3.0  # grey levels: a frame this flat is blank (a black or white screen, the bottom of a fade)
+FADE_STEP = 0.02  # a frame next to a blank run is fading while its contrast changes by over 2 % a frame
 TEXTURE_MIN = 1.0  # grey levels per pixel, the local gradient (7 x 7 mean) where flow is measured
 FlowMethod = Literal["dis", "farneback"]
 REASONS = ("too_short", "static", "chaotic", "too_fast")  # in the order they are checked
@@ -141,8 +142,10 @@ def analysis_frame(frame: np.ndarray) -> np.ndarray:
 
 
 def colour_histograms(frame: np.ndarray) -> np.ndarray:
-    """(h, w, 3) uint8 -> (HIST_GRID**2, HIST_BINS**3) float32: the normalised RGB histogram of each grid cell."""
-    q = frame.astype(np.int32) * HIST_BINS // 256
+    """(h, w, 3) uint8 -> (HIST_GRID**2, HIST_BINS**3) float32: the normalised RGB histogram of each grid cell,
+    the frame's brightness first scaled to a mean of 128 so that flicker and exposure changes do not move it."""
+    gain = 128.0 / max(float(frame.mean()), 1.0)
+    q = np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.int32) * HIST_BINS // 256
     index = (q[..., 0] * HIST_BINS + q[..., 1]) * HIST_BINS + q[..., 2]  # (h, w) bin of each pixel
     rows = np.linspace(0, index.shape[0], HIST_GRID + 1).astype(int)
     cols = np.linspace(0, index.shape[1], HIST_GRID + 1).astype(int)
@@ -194,7 +197,8 @@ class VideoAnalysis:
     width: int
     height: int
     cut_scores: np.ndarray  # (T,) float32, colour-histogram distance of (t-1, t); NaN where either is blank
-    blank: np.ndarray  # (T,) bool, frame t is blank
+    contrast: np.ndarray  # (T,) float32, grey standard deviation of frame t
+    blank: np.ndarray  # (T,) bool, frame t is blank (contrast under BLANK_STD)
     motion_sum: np.ndarray  # (T,) float64, sum of |flow| over the textured pixels of frame t-1
     textured: np.ndarray  # (T,) int64, how many pixels of frame t-1 are textured
     change_sum: np.ndarray  # (T,) float64, sum |f_t - f_(t-1)| over the textured pixels of frame t-1
@@ -211,7 +215,7 @@ def analyse_video(path: Path, source: str, flow: FlowMethod, *, progress: bool =
     cv2 = require_cv2()
     flow_fn = FLOWS[flow]
     fps = clip_fps(path)
-    columns = {k: [] for k in ("cut_scores", "blank", "motion_sum", "textured", "change_sum", "flow_sum")}
+    columns = {k: [] for k in ("cut_scores", "contrast", "blank", "motion_sum", "textured", "change_sum", "flow_sum")}
     prev_grey = prev_hist = prev_flow = None
     width = height = 0
     bar = tqdm(desc=f"analyse {source}", unit="frame", disable=None if progress else True, leave=False)
@@ -224,9 +228,10 @@ def analyse_video(path: Path, source: str, flow: FlowMethod, *, progress: bool =
         small = analysis_frame(frame)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         hist = colour_histograms(small)
-        blank = float(grey.std()) < BLANK_STD
-        row = {"cut_scores": np.nan, "blank": blank, "motion_sum": 0.0, "textured": 0, "change_sum": 0.0,
-               "flow_sum": 0.0}  # fmt: skip
+        contrast = float(grey.std())
+        blank = contrast < BLANK_STD
+        row = {"cut_scores": np.nan, "contrast": contrast, "blank": blank, "motion_sum": 0.0, "textured": 0,
+               "change_sum": 0.0, "flow_sum": 0.0}  # fmt: skip
         flow_now = None
         if prev_grey is not None and not blank and not columns["blank"][-1]:
             row["cut_scores"] = cut_score(prev_hist, hist)
@@ -245,7 +250,7 @@ def analyse_video(path: Path, source: str, flow: FlowMethod, *, progress: bool =
     bar.close()
     if not columns["blank"]:
         raise SVD3DError(f"video {path} has no frames; remove it from the folder")
-    dtypes = {"cut_scores": np.float32, "blank": bool, "textured": np.int64}
+    dtypes = {"cut_scores": np.float32, "contrast": np.float32, "blank": bool, "textured": np.int64}
     arrays = {k: np.asarray(v, dtype=dtypes.get(k, np.float64)) for k, v in columns.items()}
     return VideoAnalysis(source=source, path=path, fps=fps, width=width, height=height, **arrays)
 
@@ -266,25 +271,58 @@ def find_cuts(scores: np.ndarray, threshold: float) -> list[int]:
     return cuts
 
 
-def clip_spans(blank: np.ndarray, cuts: list[int]) -> list[tuple[int, int]]:
-    """[start, end) frame spans of the clips: the runs of frames that are not blank, split at the `cuts`."""
+def fades(contrast: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """(T,) bool: the frames of fades into and out of each run of blank frames. Walking away from the run, a frame
+    is fading while its contrast is over FADE_STEP lower than the next frame's further out (the picture is still
+    fading towards the blank); a hard cut to black has none."""
+    fading = np.zeros(len(blank), dtype=bool)
+    n = len(blank)
+    for t in range(n):
+        if not blank[t]:
+            continue
+        if t + 1 < n and not blank[t + 1]:  # the end of a run: fading in after it
+            u = t + 1
+            while u + 1 < n and not blank[u + 1] and contrast[u] * (1 + FADE_STEP) < contrast[u + 1]:
+                fading[u] = True
+                u += 1
+        if t > 0 and not blank[t - 1]:  # the start of a run: fading out before it
+            u = t - 1
+            while u > 0 and not blank[u - 1] and contrast[u] * (1 + FADE_STEP) < contrast[u - 1]:
+                fading[u] = True
+                u -= 1
+    return fading
+
+
+def clip_spans(gap: np.ndarray, cuts: list[int]) -> list[tuple[int, int]]:
+    """[start, end) frame spans of the clips: the runs of frames that are not in a `gap` ((T,) bool: blank or
+    fading), split at the `cuts`."""
     starts = set(cuts)
     spans, start = [], None
-    for t, is_blank in enumerate(blank):
-        if start is not None and (is_blank or t in starts):
+    for t, in_gap in enumerate(gap):
+        if start is not None and (in_gap or t in starts):
             spans.append((start, t))
             start = None
-        if start is None and not is_blank:
+        if start is None and not in_gap:
             start = t
     if start is not None:
-        spans.append((start, len(blank)))
+        spans.append((start, len(gap)))
     return spans
 
 
-def blank_runs(blank: np.ndarray) -> int:
-    """How many runs of consecutive blank frames `blank` (T,) bool holds."""
-    b = np.asarray(blank, dtype=np.int8)
-    return int(b[0] + np.count_nonzero(np.diff(b) == 1)) if len(b) else 0
+def split_video(video: VideoAnalysis, cut_threshold: float) -> tuple[list[int], np.ndarray, list[tuple[int, int]]]:
+    """(cuts, gap, spans) of an analysed video: the frames that start a new shot (`find_cuts`, pairs touching a
+    gap left out), the (T,) bool frames that belong to no clip (blank or fading), the clips' [start, end) spans."""
+    gap = video.blank | fades(video.contrast, video.blank)
+    scores = video.cut_scores.copy()
+    scores[gap | np.roll(gap, 1)] = np.nan  # the pair (t-1, t) touches a gap
+    cuts = find_cuts(scores, cut_threshold)
+    return cuts, gap, clip_spans(gap, cuts)
+
+
+def mask_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive True entries of the (T,) bool `mask`."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, dtype=np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def score_clip(video: VideoAnalysis, start: int, end: int) -> tuple[float, float | None]:
@@ -321,7 +359,7 @@ def judge(frames: int, motion: float, chaos: float | None, settings: CurateSetti
 class CurateResult:
     output: Path
     settings: CurateSettings
-    videos: list[dict]  # per source video: fps, frames, size, cut frames, blank frames
+    videos: list[dict]  # per source video: fps, frames, size, cut frames, gaps (fades, blank frames)
     clips: list[dict]  # per clip, kept or dropped: the records of curation.json
     seconds: float = 0.0
     summary: dict = field(default_factory=dict)
@@ -334,15 +372,20 @@ class CurateResult:
         """The short report `svd3d curate` prints."""
         s = self.summary
         dropped = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in s["dropped"].items() if n) or "none"
-        blank = f", {s['blank_frames']} blank frames left out" if s["blank_frames"] else ""
+        gaps = f", {_count(s['gaps'], 'fade or blank stretch', 'fades or blank stretches')} ({s['gap_frames']} " \
+            "frames left out)" if s["gaps"] else ""  # fmt: skip
         return [
-            f"{s['videos']} videos ({s['frames']} frames, {s['seconds']:.1f} s): {s['cuts']} cuts, "
-            f"{s['blank_runs']} blank runs{blank} -> {s['clips']} clips",
-            f"kept {s['kept']} clips ({s['kept_frames']} frames, {s['kept_seconds']:.1f} s); dropped "
+            f"{_count(s['videos'], 'video')} ({s['frames']} frames, {s['seconds']:.1f} s): "
+            f"{_count(s['cuts'], 'cut')}{gaps} -> {_count(s['clips'], 'clip')}",
+            f"kept {_count(s['kept'], 'clip')} ({s['kept_frames']} frames, {s['kept_seconds']:.1f} s); dropped "
             f"{s['clips'] - s['kept']}: {dropped}",
             "not run: aesthetic and text-overlay filters (no offline model is bundled; see curation.json)",
             f"wrote {self.output}/ ({s['kept']} clips + {MANIFEST}) in {self.seconds:.1f} s",
         ]
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
 def clip_ids(sources: list[str]) -> dict[str, str]:
@@ -376,18 +419,17 @@ def curate(videos: str | Path, output: str | Path, settings: CurateSettings, *, 
     names = [p.relative_to(videos).as_posix() for p in sources]
     bases = clip_ids(names)
 
-    # 2. analyse each video: cut scores, blank frames and flow statistics of every pair of frames
+    # 2. analyse each video: cut scores, contrast (blank frames, fades) and flow statistics of every pair of frames
     analyses = [analyse_video(p, n, settings.flow, progress=progress) for p, n in zip(sources, names, strict=True)]
 
-    # 3. split at the cuts; score and judge each clip
+    # 3. split at the cuts and around fades and blank frames; score and judge each clip
     records, clips = [], []
     for video in analyses:
-        cuts = find_cuts(video.cut_scores, settings.cut_threshold)
-        spans = clip_spans(video.blank, cuts)
+        cuts, gap, spans = split_video(video, settings.cut_threshold)
         records.append({
             "source": video.source, "fps": round(video.fps, 4), "frames": video.frames,
             "seconds": round(video.frames / video.fps, 3), "width": video.width, "height": video.height,
-            "cuts": cuts, "blank_frames": int(video.blank.sum()), "blank_runs": blank_runs(video.blank),
+            "cuts": cuts, "gaps": [[int(a), int(b)] for a, b in mask_runs(gap)], "gap_frames": int(gap.sum()),
             "clips": len(spans),
         })  # fmt: skip
         for index, (start, end) in enumerate(spans):
@@ -435,8 +477,8 @@ def _summary(videos: list[dict], clips: list[dict]) -> dict:
         "frames": sum(v["frames"] for v in videos),
         "seconds": round(sum(v["seconds"] for v in videos), 3),
         "cuts": sum(len(v["cuts"]) for v in videos),
-        "blank_frames": sum(v["blank_frames"] for v in videos),
-        "blank_runs": sum(v["blank_runs"] for v in videos),
+        "gaps": sum(len(v["gaps"]) for v in videos),
+        "gap_frames": sum(v["gap_frames"] for v in videos),
         "clips": len(clips),
         "kept": len(kept),
         "kept_frames": sum(c["frames"] for c in kept),
