@@ -101,11 +101,9 @@ def main() -> None:
             path = Path(tmp) / f"v{v}.mp4"
             write_video(footage.frames, path, fps=FPS)
             truth = footage.truth
-            n_cuts, n_fades, n_frames = (
-                n_cuts + len(truth["cuts"]),
-                n_fades + len(truth["fades"]),
-                n_frames + truth["frames"],
-            )
+            n_cuts += len(truth["cuts"])
+            n_fades += len(truth["fades"])
+            n_frames += truth["frames"]
             analyses = {}
             for flow in curate.FLOWS:
                 start = time.perf_counter()
@@ -136,6 +134,8 @@ def main() -> None:
         print(f"| {name} | {t['cuts']}/{n_cuts} | {t['fades']}/{n_fades} | {t['false']} | {seconds[name]:.1f} |")
 
     settings = curate.CurateSettings()
+    timing = ", ".join(f"{flow} {seconds[f'svd3d ({flow} flow)']:.1f} s" for flow in curate.FLOWS)
+    print(f"\nsvd3d's analysis (decoding, histograms, flow) of the {n_frames} frames: {timing}")
     print(
         "\n| shot | flow | shots | measured / true speed (median) | motion (median) | chaos (median) | "
         "decided (default thresholds) |"
@@ -145,22 +145,17 @@ def main() -> None:
     for shot, frames, scores in shots_scored:
         label = shot["kind"] if shot["kind"] != "pan" else f"pan {shot['speed']:g} px/frame"
         groups[label].append((shot, frames, scores))
-    order = sorted(
-        groups, key=lambda k: (k.split()[0] != "pan", k.split()[0], float(k.split()[1]) if k.startswith("pan") else 0)
-    )
-    for label in order:
+    pans = sorted((k for k in groups if k.startswith("pan")), key=lambda k: float(k.split()[1]))
+    for label in [*pans, *sorted(k for k in groups if not k.startswith("pan"))]:
+        rows = groups[label]
         for flow in curate.FLOWS:
-            rows = groups[label]
             motions = [s[flow][0] for _, _, s in rows]
             chaos = [s[flow][1] for _, _, s in rows if s[flow][1] is not None]
-            ratio = (
-                ""
-                if not label.startswith("pan")
-                else f"{np.median([m / r[0]['speed'] for m, r in zip(motions, rows, strict=True)]):.2f}"
-            )
-            decided = Counter(
-                curate.judge(max(f, settings.min_frames), *s[flow], settings)[0] or "kept" for _, f, s in rows
-            )
+            speeds = [shot["speed"] for shot, _, _ in rows]
+            ratio = f"{np.median(np.divide(motions, speeds)):.2f}" if label.startswith("pan") else ""
+            # the shot's length is the footage's choice, not the motion's: judged as if long enough
+            decided = Counter(curate.judge(max(f, settings.min_frames), *s[flow], settings)[0] or "kept"
+                              for _, f, s in rows)  # fmt: skip
             decided_text = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in decided.most_common())
             print(
                 f"| {label} | {flow} | {len(rows)} | {ratio} | {np.median(motions):.2f} | "

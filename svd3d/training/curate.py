@@ -10,8 +10,10 @@ frame at that size, whatever the video's resolution.
   histograms (8 x 8 x 8 RGB bins), averaged over the four quarters of the frame: 0 for the same colours, 1 for
   none in common. A pair is a cut when its score reaches `cut_threshold` and is CUT_CONTRAST (3) times the median
   score of the CUT_WINDOW (4) pairs on either side: within a shot, motion changes the histograms a little from
-  frame to frame and steadily, a cut changes them at once. Blank frames (grey standard deviation under
-  BLANK_STD: black or white screens, the bottom of a fade) separate clips too and belong to none.
+  frame to frame and steadily, a cut changes them at once. Each frame's brightness is scaled to one mean first, so
+  flicker and exposure changes are not cuts. Blank frames (grey standard deviation under BLANK_STD: black or white
+  screens, the bottom of a fade) and the frames fading into and out of them (contrast changing by over FADE_STEP
+  a frame towards the blank) separate clips too and belong to none.
 - Motion: the mean optical-flow magnitude, pixels per frame, over the textured pixels (local gradient at least
   TEXTURE_MIN grey levels per pixel) of every pair of frames in the clip: in flat regions no flow method can see
   motion, and counting them would call a panning sky static.
@@ -27,12 +29,13 @@ Aesthetic and text-overlay filters need models that svd3d neither bundles nor do
 manifest says so (NOT_RUN).
 
 Flow: OpenCV's DIS (dense inverse search, medium preset) by default, or Farnebäck's polynomial-expansion flow
-(`flow="farneback"`). On frames of a low-contrast picture panning 2 px/frame Farnebäck reads 0.6 px/frame (it
-leaves weakly textured regions still), DIS 2.0 (benchmarks/curate_flow.py measures both).
+(`flow="farneback"`). On synthetic pans of 0.5 to 16 px/frame DIS reads 1.00-1.02 times the true speed, Farnebäck
+0.72-0.94 (it leaves weakly textured regions still) and takes longer (benchmarks/curate_bench.py).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -171,9 +174,14 @@ def textured(grey: np.ndarray) -> np.ndarray:
     return cv2.blur(np.hypot(gx, gy), (7, 7)) >= TEXTURE_MIN
 
 
-def _dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+@functools.cache
+def _dis():
     cv2 = require_cv2()
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a, b, None)
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
+def _dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _dis().calc(a, b, None)
 
 
 def _farneback_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -216,7 +224,7 @@ def analyse_video(path: Path, source: str, flow: FlowMethod, *, progress: bool =
     flow_fn = FLOWS[flow]
     fps = clip_fps(path)
     columns = {k: [] for k in ("cut_scores", "contrast", "blank", "motion_sum", "textured", "change_sum", "flow_sum")}
-    prev_grey = prev_hist = prev_flow = None
+    prev_grey = prev_hist = prev_flow = prev_mask = None
     width = height = 0
     bar = tqdm(desc=f"analyse {source}", unit="frame", disable=None if progress else True, leave=False)
     for t, frame in enumerate(iter_frames(path)):
@@ -233,19 +241,19 @@ def analyse_video(path: Path, source: str, flow: FlowMethod, *, progress: bool =
         row = {"cut_scores": np.nan, "contrast": contrast, "blank": blank, "motion_sum": 0.0, "textured": 0,
                "change_sum": 0.0, "flow_sum": 0.0}  # fmt: skip
         flow_now = None
+        mask = None if blank else textured(grey)  # (h, w) bool: where the flow from this frame can be measured
         if prev_grey is not None and not blank and not columns["blank"][-1]:
             row["cut_scores"] = cut_score(prev_hist, hist)
             flow_now = flow_fn(prev_grey, grey)  # (h, w, 2) from frame t-1 to t
-            mask = textured(prev_grey)
             magnitude = np.linalg.norm(flow_now, axis=-1)
-            row["motion_sum"], row["textured"] = float(magnitude[mask].sum()), int(mask.sum())
+            row["motion_sum"], row["textured"] = float(magnitude[prev_mask].sum()), int(prev_mask.sum())
             if prev_flow is not None:
                 change = np.linalg.norm(flow_now - prev_flow, axis=-1)
                 mean = 0.5 * (magnitude + np.linalg.norm(prev_flow, axis=-1))
-                row["change_sum"], row["flow_sum"] = float(change[mask].sum()), float(mean[mask].sum())
+                row["change_sum"], row["flow_sum"] = float(change[prev_mask].sum()), float(mean[prev_mask].sum())
         for key, value in row.items():
             columns[key].append(value)
-        prev_grey, prev_hist, prev_flow = grey, hist, flow_now
+        prev_grey, prev_hist, prev_flow, prev_mask = grey, hist, flow_now, mask
         bar.update()
     bar.close()
     if not columns["blank"]:
@@ -444,7 +452,8 @@ def curate(videos: str | Path, output: str | Path, settings: CurateSettings, *, 
                 "why": why, "file": f"{name}.mp4" if reason is None else None,
             })  # fmt: skip
         kept = sum(c["kept"] for c in clips if c["source"] == video.source)
-        log.info("%s: %d frames, %d cuts, %d clips, %d kept", video.source, video.frames, len(cuts), len(spans), kept)
+        log.info("%s: %d frames, %s, %s, %d kept", video.source, video.frames, _count(len(cuts), "cut"),
+                 _count(len(spans), "clip"), kept)  # fmt: skip
     summary = _summary(records, clips)
 
     # 4. write the kept clips and the manifest into a staging folder, swapped into place when complete
