@@ -388,7 +388,7 @@ class CurateResult:
             f"kept {_count(s['kept'], 'clip')} ({s['kept_frames']} frames, {s['kept_seconds']:.1f} s); dropped "
             f"{s['clips'] - s['kept']}: {dropped}",
             "not run: aesthetic and text-overlay filters (no offline model is bundled; see curation.json)",
-            f"wrote {self.output}/ ({s['kept']} clips + {MANIFEST}) in {self.seconds:.1f} s",
+            f"wrote {self.output}/ ({_count(s['kept'], 'clip')} + {MANIFEST}) in {self.seconds:.1f} s",
         ]
 
 

@@ -1,7 +1,10 @@
 """Training clips cut from real videos, in the format of svd3d.training.data: video files (MP4, WebM, MOV, MKV, AVI via
 imageio-ffmpeg; GIF / animated WebP via Pillow) and subfolders of numbered PNG / JPEG frames, centre-cropped square,
 area-resized, cut into windows; each window's motion bucket measured from its frames
-(svd3d.training.data.motion_bucket), as for synthetic clips (svd3d.training.clips).
+(svd3d.training.data.motion_bucket), as for synthetic clips (svd3d.training.clips). A folder `svd3d curate` wrote
+(svd3d.training.curate; it holds curation.json) gives its kept clips only.
+
+The readers here (`clip_fps`, `iter_frames`: one full-size frame at a time) are also curation's.
 """
 
 from __future__ import annotations
