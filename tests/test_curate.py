@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2  # svd3d[curate], part of svd3d[dev]
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -17,8 +18,7 @@ from svd3d.errors import SVD3DError
 from svd3d.training import curate
 from svd3d.training.data import ClipData, object_name
 
-cv2 = pytest.importorskip("cv2", reason="svd3d curate needs OpenCV: pip install 'svd3d[curate]'")
-cv2.setNumThreads(1)
+cv2.setNumThreads(1)  # the CPU is shared with the other tests' processes
 
 H, W = 128, 192  # the shorter side is curate.ANALYSIS_SIDE: motion is measured in these very pixels
 FPS = 24.0
