@@ -43,6 +43,7 @@ from svd3d.recon.pipeline import ReconResult, check_recon_options
 from svd3d.recon.pipeline import reconstruct as reconstruct_mesh
 from svd3d.render import render_to_folder
 from svd3d.training.clips import synthetic_clips
+from svd3d.training.curate import CurateResult, CurateSettings, curate
 from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings, check_dataset_output, load_dataset
 from svd3d.training.loop import TrainResult
 from svd3d.training.loop import train as _train
@@ -53,10 +54,10 @@ from svd3d.training.videos import load_video_folder
 
 __all__ = [
     "generate_video", "generate_orbit", "generate_asset", "generate_image", "reconstruct", "reconstruct_into",
-    "render_orbit", "export_mesh", "load_model", "train", "build_dataset", "convert_checkpoint", "evaluate_mesh",
-    "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries", "check_mesh_options",
-    "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
-    "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel", "MadeImage",
+    "render_orbit", "export_mesh", "load_model", "train", "build_dataset", "curate_videos", "convert_checkpoint",
+    "evaluate_mesh", "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries",
+    "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "CurateResult", "OrbitResult", "VideoResult",
+    "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel", "MadeImage",
 ]  # fmt: skip
 
 # reconstruct's keyword arguments that choose the mesh (an orbit job's own options are the others)
@@ -336,6 +337,32 @@ def build_dataset(
         else:
             load_video_folder(source, **sized).save(out)
     return DatasetResult(out, load_dataset(out))
+
+
+@outputs.holds_output(lambda args: args["output"])
+def curate_videos(
+    videos: str | Path,
+    output: str | Path,
+    *,
+    cut_threshold: float = defaults.CURATE_CUT_THRESHOLD,
+    min_motion: float = defaults.CURATE_MIN_MOTION,
+    max_motion: float = defaults.CURATE_MAX_MOTION,
+    max_chaos: float = defaults.CURATE_MAX_CHAOS,
+    min_frames: int = defaults.CURATE_MIN_FRAMES,
+    flow: str = defaults.CURATE_FLOW,
+    progress: bool = True,
+) -> CurateResult:
+    """Curate the videos of the folder `videos` (video files, GIF / WebP, folders of numbered frames) into training
+    clips (svd3d.training.curate): split each at its cuts, measure each clip's motion and chaos with dense optical
+    flow, and write the kept clips (MP4) and curation.json (every clip, kept or dropped, with its span, scores and
+    reason) into the folder `output`, which `build_dataset("videos", ..., source=output)` reads.
+
+    Motion thresholds are in pixels per frame on frames scaled to a 128-pixel shorter side. Every input and
+    threshold is checked, and every video opened, before any work; the folder is staged and swapped into place
+    when complete, replacing only an earlier svd3d output."""
+    settings = CurateSettings(cut_threshold=cut_threshold, min_motion=min_motion, max_motion=max_motion,
+                              max_chaos=max_chaos, min_frames=min_frames, flow=flow)  # fmt: skip
+    return curate(videos, output, settings, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------ many inputs

@@ -669,6 +669,33 @@ def data(kind: str, source: Path | None, output: Path, **options) -> None:
 
 
 @main.command()
+@click.argument("videos", metavar="VIDEOS_DIR", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Folder for the kept clips (MP4) and curation.json; `svd3d data videos` reads it.")  # fmt: skip
+@click.option("--cut-threshold", type=float, default=defaults.CURATE_CUT_THRESHOLD, show_default=True,
+              help="Colour-histogram distance (0..1) between consecutive frames that makes a cut.")  # fmt: skip
+@click.option("--min-motion", type=float, default=defaults.CURATE_MIN_MOTION, show_default=True,
+              help="Drop clips moving less (static): mean flow, px/frame at a 128 px shorter side.")  # fmt: skip
+@click.option("--max-motion", type=float, default=defaults.CURATE_MAX_MOTION, show_default=True,
+              help="Drop clips moving more (too fast), px/frame at a 128 px shorter side.")  # fmt: skip
+@click.option("--max-chaos", type=float, default=defaults.CURATE_MAX_CHAOS, show_default=True,
+              help="Drop clips whose flow changes more erratically from frame to frame (0 steady, ~1.3 random).")  # fmt: skip
+@click.option("--min-frames", type=int, default=defaults.CURATE_MIN_FRAMES, show_default=True,
+              help="Drop clips with fewer frames.")  # fmt: skip
+@click.option("--flow", type=click.Choice(["dis", "farneback"]), default=defaults.CURATE_FLOW, show_default=True,
+              help="Dense optical flow (OpenCV): DIS, or Farnebäck (misses motion in low-contrast regions).")  # fmt: skip
+def curate(videos: Path, output: Path, **options) -> None:
+    """Curate the videos in VIDEOS_DIR (MP4, WebM, MOV, MKV, AVI, GIF, WebP, folders of numbered frames) into
+    training clips: split each at its cuts (and blank frames: fades, black screens), measure each clip's motion
+    with dense optical flow, drop the clips that are too short, static, chaotic or too fast, and write the kept
+    clips and curation.json (every clip, kept or dropped, its span, scores and reason) into -o CLIPS_DIR.
+    `svd3d data videos CLIPS_DIR` builds a dataset of the kept clips. Needs OpenCV: pip install 'svd3d[curate]'."""
+    result = _run(lambda: svd3d.curate_videos(videos, output, **options))
+    for line in result.report():
+        click.echo(line)
+
+
+@main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port on localhost (0: a free one).")  # fmt: skip

@@ -53,3 +53,12 @@ EVAL_SEED = 0
 # training data (svd3d data)
 DATA_SIZE = 64  # frame side in pixels
 DATA_SEED = 0
+
+# curating raw videos into training clips (svd3d curate); motion is measured in pixels per frame on frames scaled
+# to a 128-pixel shorter side (svd3d.training.curate.ANALYSIS_SIDE)
+CURATE_CUT_THRESHOLD = 0.3  # colour-histogram distance (0..1) at which consecutive frames are a cut
+CURATE_MIN_MOTION = 0.25  # px/frame: clips that move less are static
+CURATE_MAX_MOTION = 12.0  # px/frame: clips that move more are too fast to learn from
+CURATE_MAX_CHAOS = 0.6  # flow incoherence (0 steady .. ~1.3 random): clips above it are chaotic
+CURATE_MIN_FRAMES = 14  # shorter clips are dropped (SVD's 14-frame clips; svd3d data videos --frames)
+CURATE_FLOW = "dis"  # dense optical flow: dis (OpenCV's DIS) or farneback

@@ -91,9 +91,17 @@ def write_video(frames: np.ndarray, out: Path, fps: float) -> Path:
 
 
 def _mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+    writer = mp4_writer(path, frames.shape[2], frames.shape[1], fps)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def mp4_writer(path: Path, width: int, height: int, fps: float):
+    """A started imageio-ffmpeg writer of an H.264 / yuv420p MP4 at `path`: `.send()` it (height, width, 3) uint8
+    frames one at a time, then `.close()` it (frames are streamed to ffmpeg, never held in memory)."""
     import imageio_ffmpeg
 
-    height, width = frames.shape[1:3]
     writer = imageio_ffmpeg.write_frames(
         str(path),
         (width, height),
@@ -106,9 +114,7 @@ def _mp4(frames: np.ndarray, path: Path, fps: float) -> None:
         output_params=["-movflags", "+faststart", "-f", "mp4"],
     )
     writer.send(None)
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
+    return writer
 
 
 def contact_sheet(images: list, labels: list[str] | None = None, columns: int = 7, cell: int = 160) -> Image.Image:
