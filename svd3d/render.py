@@ -9,8 +9,12 @@ Choices, stated once:
 
 - Shading: Lambert + ambient in linear light (sRGB albedo decoded, shaded, averaged, re-encoded). The default
   light is a headlight from the camera's upper left (camera-space direction `HEADLIGHT`), so every view is lit
-  from the front and shape reads from the darkening towards the silhouette; a world-space direction gives
-  view-consistent shading instead, and ``light=None`` the unlit albedo. Surfaces are two-sided.
+  from the front and shape reads from the darkening towards the silhouette; `HeadLight(direction)` moves that
+  camera-fixed light elsewhere, a world-space direction gives view-consistent shading instead, and ``light=None``
+  the unlit albedo. Surfaces are two-sided. `intensity` scales the light (not the ambient part); a glossy
+  `Material` adds a white Blinn-Phong highlight, intensity x specular x max(0, n.h)^shininess where the surface
+  faces the light (h: the half vector between the light and the viewer). The defaults (intensity 1, `MATTE`)
+  shade exactly as Lambert + ambient alone.
 - Smooth shading from per-corner normals (svd3d.geometry.corner_normals): faces around a vertex position are
   averaged when their normals differ by less than `CREASE_DEG`, so curved surfaces look round and boxes keep
   sharp edges.
@@ -71,7 +75,27 @@ HEADLIGHT = (-0.35, 0.45, 1.0)  # camera-space direction towards the light: uppe
 AMBIENT = 0.2  # linear-light fraction that reaches surfaces turned away from the light
 MAX_RAYS_PER_CALL = 1 << 20  # rays per RaycastingScene call; keeps temporaries small enough to be reused
 DepthFormat = Literal["none", "png16", "npy"]
-Light = Literal["headlight"] | tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class HeadLight:
+    """A light fixed to the camera: `direction` towards the light in camera axes (+X right, +Y up, +Z towards the
+    viewer, OpenGL); the default is the renderer's own headlight."""
+
+    direction: tuple[float, float, float] = HEADLIGHT
+
+
+@dataclass(frozen=True)
+class Material:
+    """How a surface reflects besides its colour: `specular` 0 is matte (Lambert only), else the strength of a
+    white Blinn-Phong highlight whose sharpness is `shininess`."""
+
+    specular: float = 0.0
+    shininess: float = 32.0
+
+
+MATTE = Material()
+Light = Literal["headlight"] | HeadLight | tuple[float, float, float] | None
 
 
 @dataclass(frozen=True)
@@ -92,14 +116,25 @@ class RenderResult:
         return self.rgba[..., 3] >= 128
 
 
+def light_record(light: Light) -> str | list | dict | None:
+    """A light as JSON: "headlight", {"head": camera-space direction}, a world direction, or None."""
+    if light is None or isinstance(light, str):
+        return light
+    if isinstance(light, HeadLight):
+        return {"head": [float(v) for v in light.direction]}
+    return [float(v) for v in light]
+
+
 def _light_dirs(light: Light, c2w: np.ndarray) -> np.ndarray | None:
     """(N, 3) float32 world-space unit directions towards the light, per view; None for unlit."""
     if light is None:
         return None
-    if isinstance(light, str):
-        if light != "headlight":
+    if isinstance(light, str | HeadLight):
+        if isinstance(light, str) and light != "headlight":
             raise SVD3DError(f"light must be 'headlight', a world direction (x, y, z) or None, got {light!r}")
-        cam = np.asarray(HEADLIGHT, float)
+        cam = np.asarray(HEADLIGHT if isinstance(light, str) else light.direction, float).reshape(-1)
+        if cam.shape != (3,) or not np.isfinite(cam).all() or np.linalg.norm(cam) == 0:
+            raise SVD3DError(f"a head light's direction must be 3 finite numbers, not all zero, got {light!r}")
         world = c2w[:, :3, :3] @ (cam / np.linalg.norm(cam))
     else:
         d = np.asarray(light, float).reshape(-1)
@@ -127,9 +162,10 @@ class _Prepared:
         out = cast_rays(self.scene, rays)
         return out["t_hit"].numpy(), out["primitive_ids"].numpy(), out["primitive_uvs"].numpy()
 
-    def shade(self, dirs, face_idx, bary_uv, lights, ambient):
+    def shade(self, dirs, face_idx, bary_uv, lights, ambient, intensity=1.0, material=MATTE):
         """M hits -> colour (M, 3) float32 linear and camera-facing unit shading normals (M, 3).
-        lights: (M, 3) world directions towards the light, or None for the unlit albedo."""
+        dirs: (M, 3) ray directions; lights: (M, 3) world directions towards the light, or None for the unlit
+        albedo."""
         bary = np.empty((len(face_idx), 3), dtype=np.float32)  # Embree: p = (1-u-v) v0 + u v1 + v v2
         bary[:, 1:] = bary_uv
         bary[:, 0] = 1.0 - bary_uv[:, 0] - bary_uv[:, 1]
@@ -140,8 +176,18 @@ class _Prepared:
         colour = albedo(self.surface, face_idx, bary)
         if lights is None:
             return colour, normal
-        lambert = np.maximum(np.einsum("mc,mc->m", normal, lights), 0.0)
-        return colour * (ambient + (1.0 - ambient) * lambert)[:, None], normal
+        cosine = np.einsum("mc,mc->m", normal, lights)
+        lambert = np.maximum(cosine, 0.0)
+        if intensity != 1.0:
+            lambert = lambert * np.float32(intensity)
+        shaded = colour * (ambient + (1.0 - ambient) * lambert)[:, None]
+        if material.specular > 0:
+            viewer_dir = -dirs / np.maximum(np.linalg.norm(dirs, axis=1, keepdims=True), 1e-12)
+            half = lights + viewer_dir
+            half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)
+            highlight = np.maximum(np.einsum("mc,mc->m", normal, half), 0.0) ** material.shininess
+            shaded = shaded + (intensity * material.specular * highlight * (cosine > 0))[:, None].astype(np.float32)
+        return shaded, normal
 
 
 def _at(lights: np.ndarray | None, view: np.ndarray) -> np.ndarray | None:
@@ -155,6 +201,8 @@ def render_cameras(
     *,
     light: Light = "headlight",
     ambient: float = AMBIENT,
+    intensity: float = 1.0,
+    material: Material = MATTE,
     supersample: int = DEFAULT_SUPERSAMPLE,
     depth: bool = False,
     normals: bool = False,
@@ -173,6 +221,10 @@ def render_cameras(
         raise SVD3DError(f"supersample must be an integer from 1 to 8, got {supersample!r}")
     if not 0 <= ambient <= 1:
         raise SVD3DError(f"ambient must be in [0, 1], got {ambient}")
+    if not 0 <= intensity <= 4:
+        raise SVD3DError(f"light intensity must be in [0, 4], got {intensity}")
+    if not (0 <= material.specular <= 1 and 1 <= material.shininess <= 1000):
+        raise SVD3DError(f"a material needs specular in [0, 1] and shininess in [1, 1000], got {material}")
     # 2. prepare the scene, the per-view lights and the outputs
     prep = _Prepared(mesh)
     lights = _light_dirs(light, c2w)
@@ -192,7 +244,8 @@ def render_cameras(
         t, face, bary = prep.cast(rays)  # (b, H*W)
         hit = np.isfinite(t)
         vi, pi = np.nonzero(hit)
-        colour, normal = prep.shade(rays[vi, pi, 3:], face[vi, pi], bary[vi, pi], _at(view_lights, vi), ambient)
+        colour, normal = prep.shade(rays[vi, pi, 3:], face[vi, pi], bary[vi, pi], _at(view_lights, vi), ambient,
+                                    intensity, material)  # fmt: skip
         if depth:  # camera-space directions have z = -1, so t is the distance along -Z
             depth_out[views] = t.reshape(b, h, w)
         if normals:
@@ -210,7 +263,8 @@ def render_cameras(
             t_sub, face_sub, bary_sub = prep.cast(sub_rays)
             k, j = np.nonzero(np.isfinite(t_sub))
             light_sub = _at(view_lights, vr[k])
-            colour_sub, _ = prep.shade(sub_rays[k, j, 3:], face_sub[k, j], bary_sub[k, j], light_sub, ambient)
+            colour_sub, _ = prep.shade(sub_rays[k, j, 3:], face_sub[k, j], bary_sub[k, j], light_sub, ambient,
+                                       intensity, material)  # fmt: skip
         # 5. composite on white in linear light: white minus each pixel's mean darkening
         pixel = np.concatenate([vi[keep] * (h * w) + pi[keep], vr[k] * (h * w) + pr[k]])
         weight = np.concatenate([np.ones(keep.sum()), np.full(len(k), 1.0 / (s * s))])
@@ -233,6 +287,8 @@ def render_views(
     *,
     light: Light = "headlight",
     ambient: float = AMBIENT,
+    intensity: float = 1.0,
+    material: Material = MATTE,
     supersample: int = DEFAULT_SUPERSAMPLE,
     depth: bool = False,
     normals: bool = False,
@@ -251,7 +307,16 @@ def render_views(
     intr = Intrinsics.from_fov(int(size), int(size), fov_deg)
     c2w = orbit_c2w(elevations, azimuths, radius)
     result = render_cameras(
-        mesh, c2w, intr, light=light, ambient=ambient, supersample=supersample, depth=depth, normals=normals
+        mesh,
+        c2w,
+        intr,
+        light=light,
+        ambient=ambient,
+        intensity=intensity,
+        material=material,
+        supersample=supersample,
+        depth=depth,
+        normals=normals,
     )
     return RenderResult(
         rgba=result.rgba,
@@ -387,7 +452,7 @@ def render_to_folder(
                 "size": int(size),
                 "fov_deg": float(fov_deg),
                 "radius": float(radius),
-                "light": light if light is None or isinstance(light, str) else list(map(float, light)),
+                "light": light_record(light),
                 "supersample": int(supersample),
                 "depth": depth,
                 "normals": bool(normals),

@@ -38,7 +38,7 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
@@ -328,39 +328,80 @@ def motion_bucket(frames: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------------ orbit datasets
 
 
-@dataclass(frozen=True)
-class RenderOrbitSettings:
-    """How every object of an orbit dataset is rendered (recorded in the manifest)."""
+LightChoice = Literal["headlight", "varied"]
+MaterialChoice = Literal["matte", "varied"]
+Framing = Literal["sphere", "input"]
+LIGHT_CHOICES: tuple[str, ...] = get_args(LightChoice)
+MATERIAL_CHOICES: tuple[str, ...] = get_args(MaterialChoice)
+FRAMINGS: tuple[str, ...] = get_args(Framing)
+DEFAULT_OBJECT_FRACTION = (0.85, 0.85)  # framing "input": svd3d orbit's own default (svd3d.defaults.OBJECT_FRACTION)
+MIN_OBJECT_FRACTION = 0.3
 
-    size: int = 64  # square pixels
-    frames: int = 21  # views per orbit, frame 0 = the input view
+
+def _pair(name: str, value, low: float, high: float, unit: str = "") -> tuple[float, float]:
+    """`value` as a (low, high) pair of floats within [low, high], or an SVD3DError naming `name`."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise SVD3DError(f"{name} must be two numbers (low, high){f' in {unit}' if unit else ''}, got {value!r}") from None
+    if not (low <= lo <= hi <= high):
+        raise SVD3DError(f"{name} must satisfy {low:g} <= low <= high <= {high:g}{f' {unit}' if unit else ''}, "
+                         f"got ({lo:g}, {hi:g})")  # fmt: skip
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class OrbitLook:
+    """How an orbit dataset shows each object, besides the views' size and count (a recipe's [data.render]; the
+    defaults are the bundled tiny-orbit's data). Every choice is drawn per object or orbit from its own seeded
+    generator (svd3d.training.meshes.render_object_orbits)."""
+
     orbits: tuple[OrbitKind, ...] = DEFAULT_ORBITS  # one sample per entry, per object
     elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE  # degrees, seeded uniform per orbit
     supersample: int = 3  # s x s rays in edge pixels (svd3d.render)
+    light: LightChoice = "headlight"  # "varied": per orbit a camera-fixed light of seeded direction, intensity and
+    # ambient (svd3d.training.meshes.TRAIN_LIGHT); never from where the held-out family's light comes
+    material: MaterialChoice = "matte"  # "varied": half the objects glossy, seeded highlight strength and sharpness
+    framing: Framing = "sphere"  # "sphere": the mesh as load_mesh(fit_to="sphere") leaves it; "input": per orbit,
+    # scaled and shifted so its input view is framed as `svd3d orbit` frames a photo (object_fraction)
+    object_fraction: tuple[float, float] = DEFAULT_OBJECT_FRACTION  # framing "input": seeded uniform per orbit
 
-    def check(self) -> RenderOrbitSettings:
+    def check(self):
         """Validated copy (tuples normalised), or an SVD3DError naming the bad value."""
         orbits = (self.orbits,) if isinstance(self.orbits, str) else tuple(self.orbits)
         if not orbits or any(o not in ("static", "dynamic") for o in orbits) or len(set(orbits)) != len(orbits):
             raise SVD3DError(f"orbits must be distinct entries of 'static' and 'dynamic', got {self.orbits!r}")
+        supersample = whole_number("supersample", self.supersample, 1, 8)
+        elevation_range = _pair("elevation_range", self.elevation_range, -MAX_ELEVATION, MAX_ELEVATION, "degrees")
+        for name, value, choices in (("light", self.light, LIGHT_CHOICES), ("material", self.material,
+                                     MATERIAL_CHOICES), ("framing", self.framing, FRAMINGS)):  # fmt: skip
+            if value not in choices:
+                raise SVD3DError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        fraction = _pair("object_fraction", self.object_fraction, MIN_OBJECT_FRACTION, 1.0)
+        return replace(self, orbits=orbits, elevation_range=elevation_range, supersample=supersample,
+                       object_fraction=fraction)  # fmt: skip
+
+    def is_default(self) -> bool:
+        """Whether objects are shown as the bundled tiny-orbit's data shows them (orbits and elevations aside)."""
+        return (self.light, self.material, self.framing) == ("headlight", "matte", "sphere")
+
+
+@dataclass(frozen=True)
+class RenderOrbitSettings(OrbitLook):
+    """How every object of an orbit dataset is rendered (recorded in the manifest): the views' size and count, and
+    how the object is shown (OrbitLook)."""
+
+    size: int = 64  # square pixels
+    frames: int = 21  # views per orbit, frame 0 = the input view
+
+    def check(self) -> RenderOrbitSettings:
+        """Validated copy (tuples normalised), or an SVD3DError naming the bad value."""
         size = whole_number("size", self.size, 8, unit="pixels")
         frames = whole_number("frames", self.frames, 2, unit="views per orbit")
-        supersample = whole_number("supersample", self.supersample, 1, 8)
-        try:
-            lo, hi = (float(v) for v in self.elevation_range)
-        except (TypeError, ValueError):
-            raise SVD3DError(
-                f"elevation_range must be two numbers (low, high) in degrees, got {self.elevation_range!r}"
-            ) from None
-        if not (-MAX_ELEVATION <= lo <= hi <= MAX_ELEVATION):
-            raise SVD3DError(
-                f"elevation_range must satisfy -{MAX_ELEVATION:g} <= low <= high <= {MAX_ELEVATION:g} degrees, "
-                f"got ({lo:g}, {hi:g})"
-            )
-        return replace(self, size=size, frames=frames, orbits=orbits, elevation_range=(lo, hi), supersample=supersample)
+        return replace(OrbitLook.check(self), size=size, frames=frames)
 
     def record(self) -> dict:
-        return {
+        record = {
             "size": self.size,
             "frames": self.frames,
             "orbits": list(self.orbits),
@@ -369,6 +410,11 @@ class RenderOrbitSettings:
             "light": "headlight",
             "fit_to": "sphere",
         }
+        if not self.is_default():  # the look of tiny-orbit's data is recorded as it always was
+            record |= {"light": self.light, "material": self.material, "framing": self.framing}
+            if self.framing == "input":
+                record |= {"fit_to": "input view", "object_fraction": list(self.object_fraction)}
+        return record
 
 
 class OrbitBuffer:

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,11 +20,11 @@ from tqdm import tqdm
 
 from svd3d import outputs
 from svd3d.batch import Rank, rank_threads, shard
-from svd3d.cameras import DynamicOrbit, StaticOrbit
+from svd3d.cameras import DEFAULT_FOV_DEG, DEFAULT_RADIUS, DynamicOrbit, StaticOrbit, orbit_c2w
 from svd3d.errors import SVD3DError
 from svd3d.geometry import MESH_SUFFIXES, load_mesh, set_ray_threads
 from svd3d.outputs import atomic_file
-from svd3d.render import render_views
+from svd3d.render import AMBIENT, MATTE, HeadLight, Light, Material, light_record, render_views
 from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
 
 if TYPE_CHECKING:
@@ -37,6 +38,92 @@ def object_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index)])
 
 
+# ------------------------------------------------------------------------------------------------ looks
+
+# Camera-fixed lights (svd3d.render.HeadLight), by direction in the camera's frame: azimuth about the camera's up
+# axis, 0 straight from the camera, negative from its left; elevation above its horizontal plane. The renderer's
+# own headlight is at (-19.3, 23.8). `light="varied"` draws from the TRAIN ranges only; the held-out family
+# (svd3d.eval.family) is lit from the HELD_OUT azimuths, on the right, where no training light ever comes from.
+TRAIN_LIGHT_AZIMUTH = (-70.0, 15.0)  # degrees
+TRAIN_LIGHT_ELEVATION = (0.0, 60.0)
+HELD_OUT_LIGHT_AZIMUTH = (35.0, 70.0)
+HELD_OUT_LIGHT_ELEVATION = (5.0, 45.0)
+LIGHT_INTENSITY = (0.7, 1.3)  # svd3d.render: scales the light, not the ambient part
+LIGHT_AMBIENT = (0.1, 0.35)  # the renderer's default is 0.2
+GLOSSY_SPECULAR = (0.15, 0.5)  # material="varied": half the objects glossy, highlight strength uniform in this range
+GLOSSY_SHININESS = (8.0, 64.0)  # and sharpness log-uniform in this one
+MAX_FRAMED_RADIUS = 0.7  # framing "input" never scales an object's farthest point beyond this (cameras at 2.0)
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """One orbit's light: what svd3d.render's light, ambient and intensity arguments get."""
+
+    light: Light = "headlight"
+    ambient: float = AMBIENT
+    intensity: float = 1.0
+
+    def record(self) -> dict:
+        return {"light": light_record(self.light), "ambient": round(self.ambient, 4),
+                "intensity": round(self.intensity, 4)}  # fmt: skip
+
+
+def head_light(azimuth: float, elevation: float) -> HeadLight:
+    """The camera-fixed light from (azimuth, elevation) degrees in the camera's frame (see TRAIN_LIGHT_AZIMUTH)."""
+    a, e = math.radians(azimuth), math.radians(elevation)
+    return HeadLight((math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)))
+
+
+def light_angles(light: HeadLight) -> tuple[float, float]:
+    """Inverse of head_light: (azimuth, elevation) in degrees of a camera-fixed light's direction."""
+    x, y, z = np.asarray(light.direction, float) / np.linalg.norm(light.direction)
+    return math.degrees(math.atan2(x, z)), math.degrees(math.asin(float(np.clip(y, -1, 1))))
+
+
+def draw_lighting(rng: np.random.Generator, azimuths=TRAIN_LIGHT_AZIMUTH, elevations=TRAIN_LIGHT_ELEVATION) -> Lighting:
+    """A seeded camera-fixed light: direction uniform in the given azimuth and elevation ranges (degrees),
+    intensity in LIGHT_INTENSITY, ambient in LIGHT_AMBIENT."""
+    light = head_light(rng.uniform(*azimuths), rng.uniform(*elevations))
+    return Lighting(light, float(rng.uniform(*LIGHT_AMBIENT)), float(rng.uniform(*LIGHT_INTENSITY)))
+
+
+def draw_material(rng: np.random.Generator) -> Material:
+    """Half the time matte, else glossy with a seeded highlight (GLOSSY_SPECULAR, GLOSSY_SHININESS)."""
+    if rng.random() < 0.5:
+        return MATTE
+    shininess = math.exp(rng.uniform(math.log(GLOSSY_SHININESS[0]), math.log(GLOSSY_SHININESS[1])))
+    return Material(float(rng.uniform(*GLOSSY_SPECULAR)), shininess)
+
+
+def frame_input_view(
+    mesh: trimesh.Trimesh, elevation: float, fraction: float, *, fov_deg: float = DEFAULT_FOV_DEG,
+    radius: float = DEFAULT_RADIUS, max_radius: float = MAX_FRAMED_RADIUS,
+) -> tuple[trimesh.Trimesh, float]:  # fmt: skip
+    """(a copy of the mesh, the scale applied): scaled about the origin and shifted across the view of the camera at
+    (elevation, azimuth 0) so that, seen from that camera, the object's silhouette is centred and its larger side
+    is `fraction` of the frame, as `svd3d orbit` frames a photo (svd3d.segment.prepare_object) before the model
+    sees it. The silhouette's box is that of the projected vertices (perspective, so a few fixed-point rounds); the
+    scale stops where the farthest vertex reaches `max_radius`, so the cameras stay well outside the object."""
+    c2w = orbit_c2w([elevation], [0.0], radius)[0]
+    rotation, centre = c2w[:3, :3], c2w[:3, 3]  # camera axes (columns) and position
+    half = math.tan(math.radians(fov_deg) / 2)
+    vertices = np.asarray(mesh.vertices, np.float64)
+    scale, shift = 1.0, np.zeros(3)
+    for _ in range(6):
+        cam = (vertices * scale + shift - centre) @ rotation  # (V, 3) in camera axes, looking down -Z
+        xy = cam[:, :2] / (-cam[:, 2:3] * half)  # (V, 2) in [-1, 1] across the frame
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        side = float(max(hi - lo))
+        scale *= 2 * fraction / max(side, 1e-6)
+        reach = float(np.linalg.norm(vertices, axis=1).max())  # |scale v + shift| <= scale reach + |shift|
+        scale = min(scale, (max_radius - float(np.linalg.norm(shift))) / reach)
+        shift -= ((lo + hi) / 2 * radius * half) @ rotation[:, :2].T  # move the box centre onto the view axis
+    framed = mesh.copy()
+    framed.apply_scale(scale)
+    framed.apply_translation(shift)
+    return framed, scale
+
+
 def render_object_orbits(mesh: trimesh.Trimesh, rng: np.random.Generator, settings: RenderOrbitSettings) -> dict:
     """Render one normalised mesh (inside the sphere of radius 0.5, as `load_mesh(fit_to="sphere")` leaves it)
     along one seeded orbit per entry of settings.orbits.
@@ -44,12 +131,16 @@ def render_object_orbits(mesh: trimesh.Trimesh, rng: np.random.Generator, settin
     The object gets a seeded start azimuth by turning the mesh about +Y (a copy), so the stored azimuths are at
     the same time relative to frame 0 and absolute in the turned mesh's frame. Each orbit draws its own base
     elevation uniformly from settings.elevation_range; a dynamic one also its wobble and jitter seed
-    (svd3d.cameras.DynamicOrbit). Light: the renderer's headlight, so every view - the input view above all - is
-    lit the same way relative to the camera, as photos of objects usually are, and the model never has to infer
-    a light direction; world-fixed lights would darken a random side of each object.
+    (svd3d.cameras.DynamicOrbit). Light: by default the renderer's headlight, so every view - the input view above
+    all - is lit the same way relative to the camera, as photos of objects usually are, and the model never has to
+    infer a light direction; world-fixed lights would darken a random side of each object. settings.light
+    "varied" moves that camera-fixed light (per orbit, `draw_lighting`), settings.material "varied" makes half the
+    objects glossy (`draw_material`) and settings.framing "input" frames each orbit's input view as `svd3d orbit`
+    frames a photo (`frame_input_view`). These draw after all the others, so the default look draws exactly
+    what it always did.
 
     Returns {"frames": (O, T, H, W, 3) uint8, "masks": (O, T, H, W) uint8, "elevations", "azimuths": (O, T)
-    float32, "start_azimuth": degrees}.
+    float32, "start_azimuth": degrees, "looks": one dict per orbit (light, material, framing)}.
     """
     import trimesh
 
@@ -64,17 +155,28 @@ def render_object_orbits(mesh: trimesh.Trimesh, rng: np.random.Generator, settin
             angles.append(StaticOrbit(elevation, settings.frames).angles())
         else:
             angles.append(DynamicOrbit(elevation, settings.frames, seed=int(rng.integers(2**31))).angles())
-    elev = np.concatenate([a[0] for a in angles])
-    azim = np.concatenate([a[1] for a in angles])
-    result = render_views(turned, elev, azim, settings.size, light="headlight", supersample=settings.supersample)
+    material = draw_material(rng) if settings.material == "varied" else MATTE
     o, t, s = len(settings.orbits), settings.frames, settings.size
-    return {
-        "frames": result.rgba[..., :3].reshape(o, t, s, s, 3),
-        "masks": result.rgba[..., 3].reshape(o, t, s, s),
-        "elevations": elev.reshape(o, t).astype(np.float32),
-        "azimuths": azim.reshape(o, t).astype(np.float32),
+    out = {
+        "frames": np.empty((o, t, s, s, 3), np.uint8),
+        "masks": np.empty((o, t, s, s), np.uint8),
+        "elevations": np.stack([a[0] for a in angles]).astype(np.float32),
+        "azimuths": np.stack([a[1] for a in angles]).astype(np.float32),
         "start_azimuth": start,
+        "looks": [],
     }
+    for k, (elevations, azimuths) in enumerate(angles):
+        lighting = draw_lighting(rng) if settings.light == "varied" else Lighting()
+        shown, scale = turned, 1.0
+        if settings.framing == "input":
+            fraction = float(rng.uniform(*settings.object_fraction))
+            shown, scale = frame_input_view(turned, float(elevations[0]), fraction)
+        result = render_views(shown, elevations, azimuths, s, light=lighting.light, ambient=lighting.ambient,
+                              intensity=lighting.intensity, material=material, supersample=settings.supersample)  # fmt: skip
+        out["frames"][k], out["masks"][k] = result.rgba[..., :3], result.rgba[..., 3]
+        out["looks"].append({**lighting.record(), "specular": round(material.specular, 4),
+                             "shininess": round(material.shininess, 2), "scale": round(scale, 4)})  # fmt: skip
+    return out
 
 
 def find_meshes(meshes: str | Path | list) -> list[Path]:
