@@ -343,7 +343,9 @@ def _pair(name: str, value, low: float, high: float, unit: str = "") -> tuple[fl
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise SVD3DError(f"{name} must be two numbers (low, high){f' in {unit}' if unit else ''}, got {value!r}") from None
+        raise SVD3DError(
+            f"{name} must be two numbers (low, high){f' in {unit}' if unit else ''}, got {value!r}"
+        ) from None
     if not (low <= lo <= hi <= high):
         raise SVD3DError(f"{name} must satisfy {low:g} <= low <= high <= {high:g}{f' {unit}' if unit else ''}, "
                          f"got ({lo:g}, {hi:g})")  # fmt: skip

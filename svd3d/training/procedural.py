@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 from tqdm import tqdm
 
+from svd3d.errors import SVD3DError
 from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
 from svd3d.training.meshes import object_rng, render_object_orbits
 
@@ -87,6 +88,11 @@ TRAIN_SATURATION, TRAIN_VALUE = (0.45, 1.0), (0.3, 0.95)
 PASTEL_SATURATION, PASTEL_VALUE = (0.12, 0.32), (0.85, 0.97)
 HELD_OUT_MAX_SATURATION, HELD_OUT_MIN_VALUE = 0.38, 0.8
 
+SMOOTH_EDGE = 0.025  # longest edge of the faces a dotted or graded part is drawn on
+DEFORM_EDGE = 0.04  # longest edge of the faces of a deformed part
+MIN_TILT_DEG = 40.0  # two-tone cuts and stripes lean at least this far from horizontal
+OVERLAP = 0.3  # how far an attached part sinks into its parent, as a fraction of the shallower of the two
+
 
 @dataclass(frozen=True)
 class ProceduralSettings:
@@ -131,10 +137,6 @@ class ProceduralSettings:
     def record(self) -> dict:
         return {"primitives": list(self.primitives), "patterns": list(self.patterns), "colours": self.colours,
                 "max_parts": self.max_parts, "deform": self.deform}  # fmt: skip
-SMOOTH_EDGE = 0.025  # longest edge of the faces a dotted or graded part is drawn on
-DEFORM_EDGE = 0.04  # longest edge of the faces of a deformed part
-MIN_TILT_DEG = 40.0  # two-tone cuts and stripes lean at least this far from horizontal
-OVERLAP = 0.3  # how far an attached part sinks into its parent, as a fraction of the shallower of the two
 
 
 def _primitive(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
@@ -494,7 +496,9 @@ def _object(
     if count == 1:  # a lone part turning shows only through its pattern: one that covers every side
         patterns = [str(rng.choice([p for p in COVERING if p in settings.patterns]))]
     elif all(p == "flat" for p in patterns):  # plain, upright primitives stacked on the axis could look the same
-        patterns[0] = "two_tone" if "two_tone" in settings.patterns else next(p for p in settings.patterns if p in COVERING)
+        patterns[0] = (
+            "two_tone" if "two_tone" in settings.patterns else next(p for p in settings.patterns if p in COVERING)
+        )
     forced = int(rng.integers(count)) if required else -1
     parts: list[trimesh.Trimesh] = []
     centres: list[np.ndarray] = []  # each part's own origin, inside its convex hull
