@@ -17,8 +17,9 @@ import functools
 import inspect
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -44,11 +45,18 @@ from svd3d.recon.pipeline import reconstruct as reconstruct_mesh
 from svd3d.render import render_to_folder
 from svd3d.training.clips import synthetic_clips
 from svd3d.training.curate import CurateResult, CurateSettings, curate
-from svd3d.training.data import ClipData, OrbitData, RenderOrbitSettings, check_dataset_output, load_dataset
+from svd3d.training.data import (
+    ClipData,
+    OrbitData,
+    OrbitLook,
+    RenderOrbitSettings,
+    check_dataset_output,
+    load_dataset,
+)
 from svd3d.training.loop import TrainResult
 from svd3d.training.loop import train as _train
 from svd3d.training.meshes import render_orbit_dataset
-from svd3d.training.procedural import procedural_orbit_dataset
+from svd3d.training.procedural import ProceduralSettings, procedural_orbit_dataset
 from svd3d.training.recipe import Recipe, parse_override
 from svd3d.training.videos import load_video_folder
 
@@ -294,10 +302,16 @@ def build_dataset(
     frames: int | None = None,
     seed: int = defaults.DATA_SEED,
     workers: int = 1,
+    look: OrbitLook | Mapping | None = None,
+    shapes: ProceduralSettings | Literal["basic", "varied"] | None = None,
 ) -> DatasetResult:
     """Build a training dataset into the folder `output`: `procedural` objects or `meshes` from a `source` folder
     (GLB/OBJ/PLY/STL) rendered along SV3D orbits; synthetic `clips`; or `videos` cut from a `source` folder.
     `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14].
+
+    Orbit datasets: `look` (svd3d.training.data.OrbitLook, or a dict of its fields: orbits, elevation_range, light,
+    material, framing, object_fraction; default tiny-orbit's) says how each object is shown; procedural ones also what objects are made of, `shapes`: "basic"
+    (tiny-orbit's, the default), "varied" (ProceduralSettings.varied(): every training kind) or ProceduralSettings.
 
     `meshes` builds resume where they stopped, share the cores among `workers` processes, and under torchrun /
     accelerate launch take this rank's share of the meshes; the process that finishes last assembles the dataset
@@ -318,7 +332,26 @@ def build_dataset(
             raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
     if workers != 1 and kind != "meshes":
         raise SVD3DError(f"--workers is for meshes datasets; drop it for {kind}")
-    sized = {"size": size} | ({"frames": frames} if frames is not None else {})
+    if look is not None and kind not in ("procedural", "meshes"):
+        raise SVD3DError(f"light, material, framing and elevations are for orbit datasets; drop them for {kind}")
+    if shapes is not None and kind != "procedural":
+        raise SVD3DError(f"--shapes is for procedural datasets (meshes bring their own); drop it for {kind}")
+    if isinstance(look, Mapping):
+        unknown = sorted(set(look) - {f.name for f in fields(OrbitLook)})
+        if unknown:
+            raise SVD3DError(
+                f"unknown look option(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(OrbitLook))}"
+            )
+        look = OrbitLook(**look)
+    if isinstance(shapes, str):
+        if shapes not in ("basic", "varied"):
+            raise SVD3DError(f"shapes must be 'basic' or 'varied', got {shapes!r}")
+        shapes = ProceduralSettings.varied() if shapes == "varied" else ProceduralSettings()
+    shown = {f.name: getattr(look, f.name) for f in fields(OrbitLook)} if look is not None else {}
+    sized = {"size": size} | ({"frames": frames} if frames is not None else {}) | shown
+    if kind in ("procedural", "meshes"):
+        RenderOrbitSettings(**sized).check()
+        (shapes or ProceduralSettings()).check()
     check_dataset_output(out)  # before any work
     if kind == "meshes":  # resumable, shardable: each process locks only to assemble (training.meshes)
         rank = batch.Rank.from_env()
@@ -331,7 +364,7 @@ def build_dataset(
         return DatasetResult(out, load_dataset(out) if data is not None else None, rank)
     with outputs.locked(out):
         if kind == "procedural":
-            procedural_orbit_dataset(count, out, settings=RenderOrbitSettings(**sized), seed=seed)
+            procedural_orbit_dataset(count, out, settings=RenderOrbitSettings(**sized), generator=shapes, seed=seed)
         elif kind == "clips":
             synthetic_clips(count, **sized, seed=seed).save(out)
         else:

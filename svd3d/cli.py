@@ -293,6 +293,16 @@ def _degrees(ctx, param, value):
         raise click.BadParameter(f"expected comma-separated degrees like 10,10,20, got {value!r}") from None
 
 
+def _pair(ctx, param, value):
+    """'0.7,0.9' -> (0.7, 0.9)."""
+    if value is None:
+        return None
+    numbers = _degrees(ctx, param, value)
+    if len(numbers) != 2:
+        raise click.BadParameter(f"expected two comma-separated numbers LOW,HIGH like 0.7,0.9, got {value!r}")
+    return tuple(numbers)
+
+
 def _square(ctx, param, value):
     """--size 576 or 576x576 (orbit views are square)."""
     if value is None:
@@ -646,15 +656,37 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
 @click.option("--seed", type=int, default=defaults.DATA_SEED, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True,
               help="meshes: processes rendering at once on this machine, sharing its cores.")  # fmt: skip
+@click.option("--light", type=click.Choice(["headlight", "varied"]), default=None,
+              help="procedural / meshes: the renderer's headlight for every orbit, or a seeded camera-fixed light "
+                   "per orbit (direction, intensity, ambient) [headlight].")  # fmt: skip
+@click.option("--material", type=click.Choice(["matte", "varied"]), default=None,
+              help="procedural / meshes: matte, or half the objects glossy [matte].")  # fmt: skip
+@click.option("--framing", type=click.Choice(["sphere", "input"]), default=None,
+              help="procedural / meshes: the object inside every view (its bounding sphere fits), or each orbit's "
+                   "input view framed as `svd3d orbit` frames a photo (--object-fraction) [sphere].")  # fmt: skip
+@click.option("--object-fraction", "object_fraction", callback=_pair, default=None, metavar="LOW,HIGH",
+              help="--framing input: the input view's object size as a fraction of the frame, drawn per orbit "
+                   "[0.85,0.85].")  # fmt: skip
+@click.option("--elevation-range", "elevation_range", callback=_pair, default=None, metavar="LOW,HIGH",
+              help="procedural / meshes: base elevations of the orbits, degrees [-5,30].")  # fmt: skip
+@click.option("--shapes", type=click.Choice(["basic", "varied"]), default=None,
+              help="procedural: tiny-orbit's objects, or every training kind (more primitives, thin parts, "
+                   "deformations, dots and gradients, random colours, up to 6 parts) [basic].")  # fmt: skip
 def data(kind: str, source: Path | None, output: Path, **options) -> None:
     """Build a training dataset: `procedural` objects or `meshes` from a SOURCE folder (GLB/OBJ/PLY/STL) rendered
     along SV3D orbits; synthetic `clips`; or `videos` cut from a SOURCE folder of clips.
+
+    Orbit datasets show objects as tiny-orbit's data does unless --light, --material, --framing, --object-fraction
+    or --elevation-range (and for procedural objects --shapes) ask for variety; none of them ever makes a kind of
+    the held-out family (`svd3d eval orbit --family held-out`).
 
     `meshes` resumes where an interrupted build stopped, lists meshes that cannot be loaded (never fatal), renders
     with --workers processes, and under `torchrun` / `accelerate launch -m svd3d data meshes ...` each process
     takes its share of the meshes; the last to finish assembles the dataset."""
     left = "finished meshes are kept beside it; run the same command to resume" if kind == "meshes" else NOTHING_WRITTEN
-    result = _run(lambda: svd3d.build_dataset(kind, output, source=source, **options), left=left)
+    names = ("light", "material", "framing", "object_fraction", "elevation_range")
+    look = {k: v for k in names if (v := options.pop(k)) is not None}
+    result = _run(lambda: svd3d.build_dataset(kind, output, source=source, look=look or None, **options), left=left)
     if result.data is None:
         click.echo(f"rank {result.rank.rank}/{result.rank.world_size}: its meshes are rendered; the last rank to "
                    f"finish writes {output}")  # fmt: skip

@@ -32,7 +32,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,8 +118,9 @@ def _load_data(recipe: Recipe, run: Path, is_main: bool, wait):
             shutil.rmtree(folder, ignore_errors=True)
             log.info("generating %d %s samples into %s", d.count, d.generate, folder)
             if d.generate == "procedural":
-                settings = RenderOrbitSettings(size=m.size, frames=m.frames)
-                procedural_orbit_dataset(d.count, folder, settings=settings, seed=d.seed)
+                look = {f.name: getattr(d.render, f.name) for f in fields(d.render)}
+                settings = RenderOrbitSettings(size=m.size, frames=m.frames, **look)
+                procedural_orbit_dataset(d.count, folder, settings=settings, generator=d.procedural, seed=d.seed)
             else:
                 synthetic_clips(d.count, size=m.size, frames=m.frames, seed=d.seed).save(folder)
         wait()
@@ -550,7 +551,9 @@ def model_card(recipe: Recipe, model: SVDModel, step: int, record: dict, data) -
         "included) |",
         f"| last training loss | {loss} |",
         "",
-        "Data generator settings: `" + json.dumps(source, sort_keys=True)[:500] + "`",
+        "Data generator settings: `"
+        + json.dumps({k: v for k, v in source.items() if k != "objects"}, sort_keys=True)[:700]
+        + "`",
         "",
         (
             "Metrics: `svd3d eval orbit --model <this folder> --data <held-out dataset>` prints novel-view PSNR / SSIM "

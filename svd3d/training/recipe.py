@@ -21,6 +21,14 @@ A recipe has five sections (every key optional except where noted; defaults belo
     count = 512                         # objects / clips to generate
     seed = 0
     held_out = 16                       # objects kept out of training (svd3d eval orbit uses them)
+    [data.render]                       # generate = "procedural": how objects are shown (OrbitLook; defaults:
+    light = "varied"                    # tiny-orbit's): orbits, elevation_range, supersample, light ("headlight" |
+    framing = "input"                   # "varied"), material ("matte" | "varied"), framing ("sphere" | "input"),
+                                        # object_fraction = [low, high]
+    [data.procedural]                   # generate = "procedural": what objects are made of (ProceduralSettings):
+    max_parts = 6                       # primitives, patterns, colours ("palette" | "random" | "mixed"),
+    deform = 0.3                        # max_parts, deform. Held-out kinds (svd3d eval orbit --family held-out)
+                                        # are refused
 
     [noise]                             # EDM training noise (log-normal sigma) and the model's sampling range
     p_mean = -1.2                       # ln sigma ~ N(p_mean, p_std^2). SVD fine-tuning at 576 px: 0.7 / 1.6;
@@ -70,7 +78,8 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
     import tomli as tomllib
 
 from svd3d.errors import SVD3DError
-from svd3d.training.data import ClipData, OrbitData
+from svd3d.training.data import ClipData, OrbitData, OrbitLook
+from svd3d.training.procedural import ProceduralSettings
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,8 @@ class DataSection:
     count: int = 256
     seed: int = 0
     held_out: int = 0
+    render: OrbitLook = field(default_factory=OrbitLook)  # generate = "procedural": how objects are shown
+    procedural: ProceduralSettings = field(default_factory=ProceduralSettings)  # ... and what they are made of
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,15 @@ def check_recipe(recipe: Recipe) -> Recipe:
     for ok, message in rules:
         if not ok:
             raise SVD3DError(f"recipe {recipe.name!r}: {message}")
+    if d.generate != "procedural" and (d.render != OrbitLook() or d.procedural != ProceduralSettings()):
+        raise SVD3DError(f"recipe {recipe.name!r}: [data.render] and [data.procedural] choose how generate = "
+                         "'procedural' makes objects; for a dataset folder choose them when building it "
+                         "(svd3d data procedural / meshes --light ... --framing ...)")  # fmt: skip
+    for where, section in (("data.render", d.render), ("data.procedural", d.procedural)):
+        try:
+            section.check()
+        except SVD3DError as err:
+            raise SVD3DError(f"recipe {recipe.name!r}: {where}: {err}") from None
     generated_kind = {"procedural": "orbit", "clips": "video"}.get(d.generate)
     if generated_kind and generated_kind != m.kind:
         raise SVD3DError(f"recipe {recipe.name!r}: data.generate = {d.generate!r} makes {generated_kind} data, "
