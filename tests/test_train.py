@@ -181,6 +181,8 @@ def _small_dataset(folder: Path) -> Path:
                         "train.batch": 2, "train.vae_steps": 2}),
         ("tiny-orbit", {"model.init": "random-tiny-video", "data.count": 3, "data.held_out": 1,
                         "model.frames": 5, "model.size": 32, "train.batch": 2, "train.decoder_steps": 2}),
+        ("tiny-orbit-variety", {"model.init": "random-tiny-orbit", "data.count": 3, "data.held_out": 1,
+                                "model.frames": 5, "model.size": 32, "train.batch": 2, "train.decoder_steps": 2}),
         ("sv3d-p-from-svd-xt", {"model.init": "random-tiny-video", "model.frames": 5, "model.size": 32,
                                 "data.held_out": 1, "train.batch": 2}),
     ],

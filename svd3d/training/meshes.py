@@ -42,7 +42,7 @@ def object_rng(seed: int, index: int) -> np.random.Generator:
 
 # Camera-fixed lights (svd3d.render.HeadLight), by direction in the camera's frame: azimuth about the camera's up
 # axis, 0 straight from the camera, negative from its left; elevation above its horizontal plane. The renderer's
-# own headlight is at (-19.3, 23.8). `light="varied"` draws from the TRAIN ranges only; the held-out family
+# own headlight is at (-19.3, 23.0). `light="varied"` draws from the TRAIN ranges only; the held-out family
 # (svd3d.eval.family) is lit from the HELD_OUT azimuths, on the right, where no training light ever comes from.
 TRAIN_LIGHT_AZIMUTH = (-70.0, 15.0)  # degrees
 TRAIN_LIGHT_ELEVATION = (0.0, 60.0)
@@ -109,14 +109,14 @@ def frame_input_view(
     half = math.tan(math.radians(fov_deg) / 2)
     vertices = np.asarray(mesh.vertices, np.float64)
     scale, shift = 1.0, np.zeros(3)
-    for _ in range(6):
+    for _ in range(8):
         cam = (vertices * scale + shift - centre) @ rotation  # (V, 3) in camera axes, looking down -Z
         xy = cam[:, :2] / (-cam[:, 2:3] * half)  # (V, 2) in [-1, 1] across the frame
         lo, hi = xy.min(axis=0), xy.max(axis=0)
         side = float(max(hi - lo))
         scale *= 2 * fraction / max(side, 1e-6)
-        reach = float(np.linalg.norm(vertices, axis=1).max())  # |scale v + shift| <= scale reach + |shift|
-        scale = min(scale, (max_radius - float(np.linalg.norm(shift))) / reach)
+        reach = float(np.linalg.norm(vertices * scale + shift, axis=1).max())
+        scale *= min(1.0, max_radius / reach)
         shift -= ((lo + hi) / 2 * radius * half) @ rotation[:, :2].T  # move the box centre onto the view axis
     framed = mesh.copy()
     framed.apply_scale(scale)
