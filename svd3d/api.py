@@ -28,6 +28,7 @@ from svd3d.cameras import build_orbit
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.eval.asset import AssetEval, evaluate_asset
+from svd3d.eval.family import FamilyEval, evaluate_families
 from svd3d.eval.metrics import MeshScores, compare_meshes
 from svd3d.eval.orbit import OrbitEval, evaluate_orbit
 from svd3d.eval.video import VideoEval, evaluate_video
@@ -63,9 +64,11 @@ from svd3d.training.videos import load_video_folder
 __all__ = [
     "generate_video", "generate_orbit", "generate_asset", "generate_image", "reconstruct", "reconstruct_into",
     "render_orbit", "export_mesh", "load_model", "train", "build_dataset", "curate_videos", "convert_checkpoint",
-    "evaluate_mesh", "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries",
+    "evaluate_mesh", "evaluate_orbit", "evaluate_families", "evaluate_video", "evaluate_asset", "run_batch",
+    "model_entries",
     "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "CurateResult", "OrbitResult", "VideoResult",
-    "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel", "MadeImage",
+    "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "FamilyEval", "VideoEval", "AssetEval", "SVDModel",
+    "MadeImage",
 ]  # fmt: skip
 
 # reconstruct's keyword arguments that choose the mesh (an orbit job's own options are the others)

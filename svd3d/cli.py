@@ -511,21 +511,40 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
 
 @evaluate.command("orbit")
 @_model
-@click.option("--data", type=click.Path(path_type=Path), required=True,
+@click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Orbit dataset folder: manifest.json (kind 'orbit'), frames.npy, elevations.npy, azimuths.npy.")  # fmt: skip
-@click.option("--objects", type=int, default=None, help="Evaluate the first K objects [all].")
+@click.option("--family", "families", multiple=True, type=click.Choice(["procedural", "held-out", "meshes"]),
+              help="Also (or instead) evaluate on a family whose inputs go through svd3d orbit's preprocessing: "
+                   "'procedural' (the bundled generator's kind), 'held-out' (kinds no training run makes), "
+                   "'meshes' (--meshes). Repeatable; the sets are compared side by side.")  # fmt: skip
+@click.option("--meshes", type=click.Path(path_type=Path), default=None,
+              help="Folder of mesh files for the 'meshes' family (e.g. the bench meshes); implies --family meshes.")  # fmt: skip
+@click.option("--objects", type=int, default=None,
+              help="Evaluate the first K samples (orbits) of the dataset / each family [all; families: 32, meshes: "
+                   "2 per mesh].")  # fmt: skip
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
 @click.option("--seed", type=int, default=defaults.EVAL_SEED, show_default=True,
               help="Seed of object 0; object i uses seed + i.")  # fmt: skip
+@click.option("--family-seed", type=int, default=None, help="Seed the families' objects are drawn from [777].")
 @_dtype
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
-def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) -> None:
+def eval_orbit(model: str | None, data: Path | None, families: tuple[str, ...], meshes: Path | None,
+               family_seed: int | None, json_out: Path | None, **options) -> None:  # fmt: skip
     """Generate each object of an orbit dataset from its input view at the dataset's cameras and score views 1..T-1
     against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
-    baselines. Prints a markdown table."""
-    _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out)
+    baselines. Prints a markdown table.
+
+    --family makes the dataset instead, at the model's size: pictures of objects taken by other cameras, off centre,
+    on plain backgrounds, framed by svd3d orbit's own preprocessing; 'held-out' holds kinds no training run makes
+    (star prisms, trefoil knots, pastel colours, a light from the right). Several sets print side by side."""
+    if data is not None and not families and meshes is None:  # one dataset: its own table, as always
+        _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out)
+        return
+    given = {"family_seed": family_seed} if family_seed is not None else {}
+    _evaluation(lambda: svd3d.evaluate_families(model, families, data=data, meshes=meshes, **given, **options),
+                json_out)  # fmt: skip
 
 
 @evaluate.command("asset")
