@@ -164,6 +164,64 @@ def _family_object(family: str, j: int, seed: int, paths: list[Path]):
     return name, load_mesh(path, fit_to="sphere"), rng, None
 
 
+@dataclass(frozen=True)
+class FamilySample:
+    """One orbit of a family object: the picture a user would give, what svd3d orbit's preprocessing makes of it,
+    and the ground truth framed the same way."""
+
+    name: str  # "held-000003#dynamic"
+    picture: Image.Image  # RGB, PHOTO_SIDE x the model's size, on a plain background
+    prepared: object  # svd3d.segment.PreparedObject: the conditioning image and its mask
+    truth: np.ndarray  # (T, S, S, 4) uint8 RGBA renders of the framed mesh at the orbit's cameras
+    elevations: np.ndarray  # (T,) degrees
+    azimuths: np.ndarray  # (T,) degrees, 0 first
+    record: dict  # input_iou, scale, light
+
+
+def _check_family(family: str, meshes) -> list[Path]:
+    """The mesh files of the "meshes" family ([] for the others), or an SVD3DError naming the bad request."""
+    if family not in FAMILIES:
+        raise SVD3DError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if family == "meshes":
+        if meshes is None:
+            raise SVD3DError("--family meshes needs --meshes DIR (a folder of mesh files, e.g. the bench meshes)")
+        return find_meshes(meshes)
+    if meshes is not None:
+        raise SVD3DError(f"--meshes is for --family meshes; the {family} family makes its own objects")
+    return []
+
+
+def family_samples(
+    family: Family,
+    objects: int,
+    *,
+    meshes: str | Path | None = None,
+    size: int = defaults.DATA_SIZE,
+    views: int = 21,
+    seed: int = FAMILY_SEED,
+):
+    """Yield the FamilySample of each orbit (static, then dynamic) of `objects` objects of `family`, in order."""
+    paths = _check_family(family, meshes)
+    settings = RenderOrbitSettings(size=size, frames=views).check()
+    for j in range(objects):
+        name, mesh, rng, light_range = _family_object(family, j, seed, paths)
+        # the cameras only (no pixels): the start azimuth and the orbits' elevations, exactly as a dataset draws them
+        cameras = render_object_orbits(mesh, rng, replace(settings, size=8, supersample=1))
+        turned = _turned(mesh, cameras["start_azimuth"])
+        for k, kind in enumerate(DEFAULT_ORBITS):
+            elev, azim = cameras["elevations"][k].astype(np.float64), cameras["azimuths"][k].astype(np.float64)
+            lighting = draw_lighting(rng, *light_range) if light_range else Lighting()
+            picture = photo_of(turned, float(elev[0]), lighting, PHOTO_SIDE * size, rng)
+            prepared = prepare_object(picture, size, defaults.OBJECT_FRACTION, method="background", name=name)
+            framed, scale = frame_input_view(turned, float(elev[0]), defaults.OBJECT_FRACTION)
+            truth = render_views(framed, elev, azim, size, light=lighting.light, ambient=lighting.ambient,
+                                 intensity=lighting.intensity, supersample=settings.supersample).rgba  # fmt: skip
+            iou = mask_iou(prepared.mask >= 0.5, truth[0, ..., 3] >= 128)
+            record = {"name": f"{name}#{kind}", "input_iou": round(float(iou), 4), "scale": round(scale, 4),
+                      "light": lighting.record()}  # fmt: skip
+            yield FamilySample(f"{name}#{kind}", picture, prepared, truth, elev, azim, record)
+
+
 def family_dataset(
     family: Family,
     samples: int | None = None,
@@ -178,49 +236,28 @@ def family_dataset(
     one static and one dynamic orbit; default DEFAULT_FAMILY_OBJECTS, for "meshes" one object per mesh file) at
     `size` px with `views` views: frame 0 the preprocessed input, frames 1.. the framed ground truth."""
     # 1. check inputs
-    if family not in FAMILIES:
-        raise SVD3DError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    paths = _check_family(family, meshes)
     check_positive("samples", samples, "--objects")
-    paths: list[Path] = []
-    if family == "meshes":
-        if meshes is None:
-            raise SVD3DError("--family meshes needs --meshes DIR (a folder of mesh files, e.g. the bench meshes)")
-        paths = find_meshes(meshes)
-    elif meshes is not None:
-        raise SVD3DError(f"--meshes is for --family meshes; the {family} family makes its own objects")
     orbits = len(DEFAULT_ORBITS)
     samples = samples or (orbits * len(paths) if paths else DEFAULT_FAMILY_OBJECTS)
     settings = RenderOrbitSettings(size=size, frames=views).check()
-    count = math.ceil(samples / orbits)
 
-    # 2. per object: cameras as the datasets draw them, then per orbit its light, picture, preprocessing, truth
-    frames = np.empty((count * orbits, views, size, size, 3), np.uint8)
-    masks = np.empty((count * orbits, views, size, size), np.uint8)
-    elevations = np.empty((count * orbits, views), np.float32)
-    azimuths = np.empty((count * orbits, views), np.float32)
+    # 2. each sample: the preprocessed input as frame 0, the framed truth after it
+    frames = np.empty((samples, views, size, size, 3), np.uint8)
+    masks = np.empty((samples, views, size, size), np.uint8)
+    elevations = np.empty((samples, views), np.float32)
+    azimuths = np.empty((samples, views), np.float32)
     names, records = [], []
-    for j in tqdm(range(count), desc=f"{family} objects", unit="object", disable=not progress):
-        name, mesh, rng, light_range = _family_object(family, j, seed, paths)
-        # the cameras only (no pixels): the start azimuth and the orbits' elevations, exactly as a dataset draws them
-        cameras = render_object_orbits(mesh, rng, replace(settings, size=8, supersample=1))
-        turned = _turned(mesh, cameras["start_azimuth"])
-        for k, kind in enumerate(DEFAULT_ORBITS):
-            i = j * orbits + k
-            elev, azim = cameras["elevations"][k].astype(np.float64), cameras["azimuths"][k].astype(np.float64)
-            lighting = draw_lighting(rng, *light_range) if light_range else Lighting()
-            picture = photo_of(turned, float(elev[0]), lighting, PHOTO_SIDE * size, rng)
-            prepared = prepare_object(picture, size, defaults.OBJECT_FRACTION, method="background", name=name)
-            framed, scale = frame_input_view(turned, float(elev[0]), defaults.OBJECT_FRACTION)
-            truth = render_views(framed, elev, azim, size, light=lighting.light, ambient=lighting.ambient,
-                                 intensity=lighting.intensity, supersample=settings.supersample).rgba  # fmt: skip
-            frames[i, 0], masks[i, 0] = np.asarray(prepared.image), np.round(prepared.mask * 255).astype(np.uint8)
-            frames[i, 1:], masks[i, 1:] = truth[1:, ..., :3], truth[1:, ..., 3]
-            elevations[i], azimuths[i] = elev, azim
-            names.append(f"{name}#{kind}")
-            iou = mask_iou(prepared.mask >= 0.5, truth[0, ..., 3] >= 128)
-            records.append({"name": names[-1], "input_iou": round(float(iou), 4), "scale": round(scale, 4),
-                            "light": lighting.record()})  # fmt: skip
-    keep = slice(0, samples)
+    made = family_samples(family, math.ceil(samples / orbits), meshes=meshes, size=size, views=views, seed=seed)
+    for i, sample in zip(tqdm(range(samples), desc=f"{family} samples", disable=not progress), made, strict=False):
+        frames[i, 0] = np.asarray(sample.prepared.image)
+        masks[i, 0] = np.round(sample.prepared.mask * 255).astype(np.uint8)
+        frames[i, 1:], masks[i, 1:] = sample.truth[1:, ..., :3], sample.truth[1:, ..., 3]
+        elevations[i], azimuths[i] = sample.elevations, sample.azimuths
+        names.append(sample.name)
+        records.append(sample.record)
+
+    # 3. the dataset, its source saying how it was made
     source = {
         "generator": "svd3d.eval.family",
         "family": family,
@@ -228,9 +265,9 @@ def family_dataset(
         "meshes": str(meshes) if meshes is not None else None,
         "settings": settings.record(),
         "object_fraction": defaults.OBJECT_FRACTION,
-        "samples": records[keep],
+        "samples": records,
     }
-    return OrbitData(frames[keep], elevations[keep], azimuths[keep], names[keep], masks[keep], source)
+    return OrbitData(frames, elevations, azimuths, names, masks, source)
 
 
 def mask_ceiling(data: OrbitData, samples: int | None = None) -> float:
