@@ -525,13 +525,14 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
 @click.option("--seed", type=int, default=defaults.EVAL_SEED, show_default=True,
               help="Seed of object 0; object i uses seed + i.")  # fmt: skip
-@click.option("--family-seed", type=int, default=None, help="Seed the families' objects are drawn from [777].")
+@click.option("--family-seed", type=int, default=defaults.EVAL_FAMILY_SEED, show_default=True,
+              help="Seed the families' objects are drawn from.")  # fmt: skip
 @_dtype
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
 def eval_orbit(model: str | None, data: Path | None, families: tuple[str, ...], meshes: Path | None,
-               family_seed: int | None, json_out: Path | None, **options) -> None:  # fmt: skip
+               family_seed: int, json_out: Path | None, **options) -> None:  # fmt: skip
     """Generate each object of an orbit dataset from its input view at the dataset's cameras and score views 1..T-1
     against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
     baselines. Prints a markdown table.
@@ -542,9 +543,8 @@ def eval_orbit(model: str | None, data: Path | None, families: tuple[str, ...], 
     if data is not None and not families and meshes is None:  # one dataset: its own table, as always
         _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out)
         return
-    given = {"family_seed": family_seed} if family_seed is not None else {}
-    _evaluation(lambda: svd3d.evaluate_families(model, families, data=data, meshes=meshes, **given, **options),
-                json_out)  # fmt: skip
+    _evaluation(lambda: svd3d.evaluate_families(model, families, data=data, meshes=meshes, family_seed=family_seed,
+                                                **options), json_out)  # fmt: skip
 
 
 @evaluate.command("asset")

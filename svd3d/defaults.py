@@ -49,6 +49,7 @@ SUPERSAMPLE = 3  # s x s rays in each edge pixel
 
 # evaluation (svd3d eval orbit / video): item i uses seed + i
 EVAL_SEED = 0
+EVAL_FAMILY_SEED = 777  # svd3d eval orbit --family: the objects' seed, one no bundled training run drew
 
 # training data (svd3d data)
 DATA_SIZE = 64  # frame side in pixels
