@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 import svd3d
+from svd3d import app as web_app
 from svd3d import batch, defaults, media, viewer
 from svd3d.errors import SVD3DError
 from svd3d.image import parse_size
@@ -588,6 +589,15 @@ def data(kind: str, source: Path | None, output: Path, **options) -> None:
         click.echo(f"skipped {item['path']}: {item['error']}")
 
 
+def _graphical() -> bool:
+    """Whether a browser can show a window here: on Linux without a display webbrowser would pick a text browser."""
+    import os
+
+    return sys.platform in ("darwin", "win32") or any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    )
+
+
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
@@ -597,7 +607,6 @@ def view(folder: Path, port: int, no_browser: bool) -> None:
     """Serve FOLDER (an svd3d output: orbit, recon, render, a video's frames, a batch root) on localhost and open
     its index.html in a browser. The page also works opened straight from disk; serving it loads the mesh file
     itself instead of the copy embedded in the page. Ctrl-C stops the server."""
-    import os
     import threading
     import webbrowser
 
@@ -613,11 +622,7 @@ def view(folder: Path, port: int, no_browser: bool) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    # a browser only where one can show a window: on Linux without a display webbrowser would pick a text browser
-    graphical = sys.platform in ("darwin", "win32") or any(
-        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
-    )
-    if not no_browser and graphical:
+    if not no_browser and _graphical():
         threading.Timer(0.2, webbrowser.open, (url,)).start()
     try:
         server.serve_forever()
@@ -625,6 +630,44 @@ def view(folder: Path, port: int, no_browser: bool) -> None:
         click.echo("stopped")
     finally:
         server.server_close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port to serve on (0: a free one).")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; anyone who reaches it can run jobs).")  # fmt: skip
+@click.option("--no-browser", is_flag=True, help="Only print the page's address; do not open a browser.")
+@click.option("--model", "-m", "models", multiple=True,
+              help="Also offer this model (path, folder or hub id) beside the registry's orbit models (repeatable).")  # fmt: skip
+@_dtype
+@_device
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Folder for the requests' outputs, one new folder each [a new temporary folder].")  # fmt: skip
+@click.option("--concurrency", type=int, default=1, show_default=True,
+              help="Jobs run at once; the queue holds the rest (one model serves one job at a time).")  # fmt: skip
+def app(port: int, host: str, no_browser: bool, models: tuple[str, ...], dtype: str, device: str,
+        output: Path | None, concurrency: int) -> None:  # fmt: skip
+    """A local web app for image -> 3D asset: upload or pick an image, choose model / orbit / steps / seed / face
+    budget, watch the views, the turntable and the textured mesh, download GLB, OBJ and the views.
+
+    Needs the optional extra: pip install -e ".[app]". Runs the bundled models offline (the GPU when there is one);
+    each model is loaded once; each request writes its own folder under -o. Ctrl-C stops it."""
+    running = _run(lambda: web_app.launch(host=host, port=port, root=output, extra_models=models, device=device,
+                                          dtype=dtype, concurrency=concurrency,
+                                          browser=not no_browser and _graphical()))  # fmt: skip
+    click.echo(f"svd3d app at {running.url} (outputs in {running.root}; Ctrl-C stops)")
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        running.wait()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
         signal.signal(signal.SIGTERM, previous)
 
 

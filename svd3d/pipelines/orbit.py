@@ -162,7 +162,8 @@ def generate_orbit(
     # 3. preprocess: segment the object, centre it on white at object_fraction, resize to the model size
     #    (preprocess=False: the image already is the conditioning image and is only checked)
     with timer("preprocess"):
-        prepared = prepare_object(pil, side, object_fraction) if preprocess else as_conditioning(pil, side)
+        named = str(image) if isinstance(image, str | Path) else None  # messages name the file
+        prepared = prepare_object(pil, side, object_fraction, name=named) if preprocess else as_conditioning(pil, side)
     pixels = to_tensor(prepared.image).to(dev)  # (1, 3, S, S) in [-1, 1]
 
     # 4. per-frame vectors in the model's frame order (SV3D: the input view last)
