@@ -282,8 +282,8 @@ def build_app(root: Path, models: ModelCache, model_names: list[str], concurrenc
                     downloads = gr.File(label="downloads: GLB, OBJ (zip), views (zip)", file_count="multiple",
                                         elem_id="downloads")  # fmt: skip
                 summary = gr.Markdown(elem_id="summary")
-        gallery = gr.Gallery(label="views (azimuth, elevation)", columns=7, height="auto", object_fit="contain",
-                             elem_id="views")  # fmt: skip
+                gallery = gr.Gallery(label="views (azimuth, elevation)", columns=7, height="auto",
+                                     object_fit="contain", elem_id="views")  # fmt: skip
         inputs = [image, model, orbit, steps, seed, faces, method, elevation, object_fraction, texture, height]
         button.click(on_generate, inputs, [gallery, clip, model3d, downloads, summary], preprocess=False,
                      concurrency_limit=concurrency, concurrency_id="generate", api_name="generate")  # fmt: skip

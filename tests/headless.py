@@ -176,3 +176,39 @@ def generate_in_app(browser: Browser, url: str, *, example: int = 0, settings: d
         "summary": browser.eval("document.querySelector('#summary').textContent.trim()"),
         "views": browser.eval("document.querySelectorAll('#views img').length"),
     }
+
+
+def rect(browser: Browser, selector: str) -> tuple[int, int, int, int]:
+    """The element's (x, y, width, height) in the viewport, in whole pixels."""
+    box = browser.eval(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+        " return [r.left, r.top, r.width, r.height]; })()"
+    )
+    return tuple(int(round(v)) for v in box)
+
+
+def drawn_fraction(png: bytes, box: tuple[int, int, int, int]) -> tuple[float, int]:
+    """In the screenshot `png`, the fraction of the box's pixels that differ from its background (the median of
+    its left and right edge strips) and how many colours those pixels hold: what a 3D view shows."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    x, y, w, h = box
+    area = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)[max(y, 0) : y + h, max(x, 0) : x + w]
+    strips = np.concatenate([area[:, : max(w // 20, 1)], area[:, -max(w // 20, 1) :]], 1).reshape(-1, 3)
+    differs = np.abs(area - np.median(strips, 0)).sum(-1) > 60
+    return float(differs.mean()), len(np.unique(area[differs], axis=0))
+
+
+def wait_for_drawing(browser: Browser, selector: str, timeout: float = 60, least: float = 0.03) -> bytes:
+    """Screenshots until the element `selector` (a 3D view's canvas) shows something: at least `least` of it differs
+    from its background. Returns the last screenshot (the caller checks it); a WebGL view draws its model some
+    frames after the page has it, later still on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        png = browser.screenshot()
+        if drawn_fraction(png, rect(browser, selector))[0] >= least or time.monotonic() > deadline:
+            return png
+        time.sleep(1)
