@@ -239,12 +239,17 @@ def wireframe_glb(data: bytes) -> bytes | None:
     if mesh is None:
         return None
     vertices, faces = mesh
+    vertices, inverse = np.unique(vertices, axis=0, return_inverse=True)  # one vertex where UV seams split it
+    faces = inverse.reshape(-1)[faces]
     edges = mesh_edges(faces)
     diagonal = float(np.linalg.norm(vertices.max(0) - vertices.min(0)))
     lifted = (vertices + _vertex_normals(vertices, faces) * EDGE_LIFT * diagonal).astype(np.float32)
 
-    # one buffer: surface positions, edge positions, triangle indices, line indices (4-byte aligned throughout)
-    blobs = [vertices.astype(np.float32), lifted, faces.astype(np.uint32), edges.astype(np.uint32)]
+    # one buffer: surface positions, edge positions, triangle indices, line indices (each a multiple of 4 bytes)
+    index, component = (np.uint16, 5123) if len(vertices) < 65535 else (np.uint32, 5125)
+    pad = [np.zeros(-(faces.size * 2) % 4 // 2, index)] if index == np.uint16 else []
+    blobs = [vertices.astype(np.float32), lifted, np.concatenate([faces.reshape(-1).astype(index), *pad]),
+             edges.reshape(-1).astype(index)]  # fmt: skip
     views, offset, binary = [], 0, b""
     for i, blob in enumerate(blobs):
         raw = blob.tobytes()
@@ -252,6 +257,7 @@ def wireframe_glb(data: bytes) -> bytes | None:
                       "target": 34962 if i < 2 else 34963})  # fmt: skip
         binary += raw
         offset += len(raw)
+    views[2]["byteLength"] = faces.size * np.dtype(index).itemsize  # without the padding
 
     def positions(view: int, values: np.ndarray) -> dict:
         return {"bufferView": view, "componentType": 5126, "count": len(values), "type": "VEC3",
@@ -276,8 +282,8 @@ def wireframe_glb(data: bytes) -> bytes | None:
         "accessors": [
             positions(0, vertices),
             positions(1, lifted),
-            {"bufferView": 2, "componentType": 5125, "count": faces.size, "type": "SCALAR"},
-            {"bufferView": 3, "componentType": 5125, "count": edges.size, "type": "SCALAR"},
+            {"bufferView": 2, "componentType": component, "count": faces.size, "type": "SCALAR"},
+            {"bufferView": 3, "componentType": component, "count": edges.size, "type": "SCALAR"},
         ],
         "bufferViews": views,
         "buffers": [{"byteLength": len(binary)}],
