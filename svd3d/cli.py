@@ -15,6 +15,7 @@ import svd3d
 from svd3d import app as web_app
 from svd3d import batch, defaults, media, viewer
 from svd3d.errors import SVD3DError
+from svd3d.eval.plots import check_plot
 from svd3d.image import parse_size
 from svd3d.outputs import InterruptedAfterWriting, check_file_replaceable
 
@@ -385,16 +386,33 @@ def _batch(kind: str, inputs, output: Path | None, options: dict, fmt: str | Non
         sys.exit(1)
 
 
-def _evaluation(evaluate, json_out: Path | None) -> None:
-    """Run an evaluation and print its table; with --json also write every number there (the file is checked
-    before the evaluation, not after it)."""
-    if json_out is not None:
-        _run(check_file_replaceable, json_out)
+def _evaluation(evaluate, json_out: Path | None, plot: Path | None = None) -> None:
+    """Run an evaluation and print its table; with --json also write every number there, with --plot a picture of
+    them (both files are checked before the evaluation, not after it)."""
+    _run(_check_evaluation_files, json_out, plot)
     result = _run(evaluate)
     click.echo(result.table())
     if json_out is not None:
         _run(result.write_json, json_out)
         click.echo(f"wrote {json_out}")
+    if plot is not None:
+        _run(result.write_plot, plot)
+        click.echo(f"wrote {plot}")
+
+
+def _check_evaluation_files(json_out: Path | None, plot: Path | None) -> None:
+    if json_out is not None:
+        check_file_replaceable(json_out)
+    if plot is not None:
+        check_plot(plot)
+        if json_out is not None and json_out.resolve() == plot.resolve():
+            raise SVD3DError(f"--json and --plot both name {plot}; give each its own file")
+
+
+_plot = click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help='Also draw the results in this PNG (needs matplotlib: pip install -e ".[plot]").',
+)  # fmt: skip
 
 
 @main.group("eval")
@@ -432,11 +450,12 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
-def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) -> None:
+@_plot
+def eval_orbit(model: str | None, data: Path, json_out: Path | None, plot: Path | None, **options) -> None:
     """Generate each object of an orbit dataset from its input view at the dataset's cameras and score views 1..T-1
     against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
     baselines. Prints a markdown table."""
-    _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out)
+    _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out, plot)
 
 
 @evaluate.command("asset")
@@ -453,12 +472,13 @@ def eval_orbit(model: str | None, data: Path, json_out: Path | None, **options) 
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
-def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
+@_plot
+def eval_asset(model: str | None, json_out: Path | None, plot: Path | None, **options) -> None:
     """Generate the orbit of each held-out procedural object from its input view, reconstruct it (field and hull)
     and score the meshes against the true one (Chamfer, F-score, volume IoU, normal consistency), beside the field
     on ground-truth renders of the same cameras (the ceiling). Prints a markdown table."""
     given = {k: v for k, v in options.items() if v is not None}  # the API's signature holds the defaults
-    _evaluation(lambda: svd3d.evaluate_asset(model, **given), json_out)
+    _evaluation(lambda: svd3d.evaluate_asset(model, **given), json_out, plot)
 
 
 @evaluate.command("video")
@@ -473,11 +493,12 @@ def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per clip, settings, protocol) to this JSON file.")  # fmt: skip
-def eval_video(model: str | None, data: Path, json_out: Path | None, **options) -> None:
+@_plot
+def eval_video(model: str | None, data: Path, json_out: Path | None, plot: Path | None, **options) -> None:
     """Animate the first frame of each clip of a clip dataset with the clip's fps and motion bucket and score
     frames 1..T-1 against the real ones (PSNR, SSIM) beside the repeat-input and mean-image baselines, plus how
     close frame 0 stays to the input and how well the made motion follows the motion bucket. Prints a table."""
-    _evaluation(lambda: svd3d.evaluate_video(model, data, **options), json_out)
+    _evaluation(lambda: svd3d.evaluate_video(model, data, **options), json_out, plot)
 
 
 @main.command()
