@@ -177,7 +177,7 @@ def generate(
     frames = sorted((out / "frames").glob("*.png"))
     views = asset.views
     angles = zip(views.azimuths, views.elevations, strict=True)
-    captions = [f"{i:03d}  az {a:.0f}°  el {e:.0f}°" for i, (a, e) in enumerate(angles)]
+    captions = [f"{i:03d}: {a:.0f}° / {e:.0f}°" for i, (a, e) in enumerate(angles)]
     obj = [out / n for n in ("mesh.obj", "mesh.mtl", "mesh.png") if (out / n).is_file()]
     obj_zip = _zip(folder / f"{out.name}-obj.zip", [(p, p.name) for p in obj])
     view_files = [(p, f"frames/{p.name}") for p in frames] + [(out / "transforms.json", "transforms.json")]
@@ -282,7 +282,7 @@ def build_app(root: Path, models: ModelCache, model_names: list[str], concurrenc
                     downloads = gr.File(label="downloads: GLB, OBJ (zip), views (zip)", file_count="multiple",
                                         elem_id="downloads")  # fmt: skip
                 summary = gr.Markdown(elem_id="summary")
-                gallery = gr.Gallery(label="views (azimuth, elevation)", columns=7, height="auto",
+                gallery = gr.Gallery(label="views (azimuth / elevation)", columns=7, height="auto",
                                      object_fit="contain", elem_id="views")  # fmt: skip
         inputs = [image, model, orbit, steps, seed, faces, method, elevation, object_fraction, texture, height]
         button.click(on_generate, inputs, [gallery, clip, model3d, downloads, summary], preprocess=False,
