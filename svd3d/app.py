@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import os
 import secrets
 import tempfile
@@ -32,7 +33,7 @@ import svd3d
 from svd3d import defaults
 from svd3d.errors import SVD3DError
 from svd3d.image import load_image
-from svd3d.outputs import atomic_file
+from svd3d.outputs import atomic_file, check_writable
 
 INSTALL_HINT = 'pip install -e ".[app]" (or pip install "svd3d[app]")'
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
@@ -42,11 +43,11 @@ FACE_BUDGETS = ("mobile", "default", "hero")  # or a number
 
 
 def orbit_models(extra: tuple[str, ...] = ()) -> list[str]:
-    """The model names the page offers: the registry's orbit models (bundled first), then `extra` (paths, hub ids
-    given to `svd3d app --model`)."""
+    """The model names the page offers, the first its default: `extra` (the paths, folders or hub ids given to
+    `svd3d app --model`), then the registry's orbit models, bundled before random."""
     names = [name for name, entry in svd3d.model_entries().items() if entry.kind == "orbit"]
     bundled = [n for n in names if not n.startswith("random-")]
-    return [*dict.fromkeys([*bundled, *[n for n in names if n not in bundled], *extra])]
+    return [*dict.fromkeys([*extra, *bundled, *[n for n in names if n not in bundled]])]
 
 
 def examples() -> list[Path]:
@@ -83,6 +84,11 @@ class ModelCache:
                 slot.model = svd3d.prepare_model(name, "orbit", device=self.device, dtype=self.dtype)
                 self.loads += 1
             yield slot.model
+
+    def load(self, name: str) -> None:
+        """Load `name` now (SVD3DError for a bad model, device or dtype), so its first job does not wait."""
+        with self.use(name):
+            pass
 
 
 # ------------------------------------------------------------------------------------------------ one request
@@ -306,7 +312,8 @@ class Running:
             self.close()
 
     def close(self) -> None:
-        self.app.close()
+        with contextlib.redirect_stdout(io.StringIO()):  # gradio's "Closing server running on port ..."
+            self.app.close()
 
 
 def launch(
@@ -322,17 +329,27 @@ def launch(
 ) -> Running:
     """Serve the app on `host`:`port` (0: a free port) in the background and return; outputs go under `root` [a new
     temporary folder]. `browser`: open the page in the default browser."""
+    # 1. check everything before serving: gradio, the options, the port, the output root, the default model (loaded
+    #    now: a bad --model, --device or --dtype stops here, and the first request does not wait for it)
+    _gradio()
     if concurrency < 1:
         raise SVD3DError(f"--concurrency must be at least 1, got {concurrency}")
     if not 0 <= port <= 65535:
         raise SVD3DError(f"--port must be 0..65535 (0: a free one), got {port}")
-    names = orbit_models(extra_models)
-    root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="svd3d-app-"))
-    if root.exists() and not root.is_dir():
-        raise SVD3DError(f"output root {root} exists and is not a folder; choose another --output")
-    app = build_app(root, ModelCache(device, dtype), names, concurrency)
-    app.queue(default_concurrency_limit=concurrency)
     port = _port(host, port)
+    if root is not None:
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise SVD3DError(f"output folder {root} exists and is not a folder; choose another -o")
+        check_writable(root / "x")
+    names = orbit_models(extra_models)
+    models = ModelCache(device, dtype)
+    models.load(names[0])
+
+    # 2. the page, its queue, the server
+    root = root if root is not None else Path(tempfile.mkdtemp(prefix="svd3d-app-"))
+    app = build_app(root, models, names, concurrency)
+    app.queue(default_concurrency_limit=concurrency)
     try:
         app.launch(server_name=host, server_port=port, share=False, inbrowser=browser, prevent_thread_lock=True,
                    quiet=True, ssr_mode=False, pwa=False, mcp_server=False, show_error=True,

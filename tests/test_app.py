@@ -68,8 +68,9 @@ def glb_faces(data: bytes) -> int:
 
 
 def test_the_app_offers_the_registrys_orbit_models_and_the_examples():
+    assert orbit_models()[0] == "tiny-orbit"  # the bundled model is the default
     names = orbit_models(("my/sv3d_p.safetensors",))
-    assert names[0] == "tiny-orbit" and "random-tiny-orbit" in names and names[-1] == "my/sv3d_p.safetensors"
+    assert names[:2] == ["my/sv3d_p.safetensors", "tiny-orbit"] and "random-tiny-orbit" in names  # --model first
     assert not {"tiny-video", "random-tiny-video"} & set(names)  # video models cannot make orbits
     assert [p.name for p in examples()] == ["toy_a.png", "toy_b.png", "toy_c.png"]
 
@@ -131,6 +132,30 @@ def test_bad_uploads_get_the_clis_messages_and_leave_nothing(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ served
+
+
+@needs_gradio
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--port", "{busy}"], "cannot serve on 127.0.0.1:{busy}"),
+        (["--device", "cuda:7"], "cuda:7"),
+        (["--model", "missing.safetensors"], "missing.safetensors does not exist"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+    ],
+)
+def test_svd3d_app_refuses_bad_options_before_serving(args, needle):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        args = [a.replace("{busy}", port) for a in args]
+        r = CliRunner().invoke(main, ["app", "--no-browser", *args])
+    assert r.exit_code == 2, r.output
+    (line,) = r.output.strip().splitlines()
+    assert line.startswith("error: ") and needle.replace("{busy}", port) in line, line
 
 
 @pytest.fixture
