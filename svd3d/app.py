@@ -76,7 +76,7 @@ class ModelCache:
         self.loads = 0  # how many times a model was loaded (tests: once per name)
 
     @contextlib.contextmanager
-    def use(self, name: str) -> Iterator[svd3d.SVDModel]:
+    def use(self, name: str | None) -> Iterator[svd3d.SVDModel]:  # None: the bundled orbit model
         with self._lock:
             slot = self._slots.setdefault(name, _Slot())
         with slot.lock:
@@ -98,7 +98,7 @@ class ModelCache:
 class Request:
     """What the page asks for, in the API's names and defaults (`svd3d orbit`'s options)."""
 
-    model: str = "tiny-orbit"
+    model: str | None = None  # a name, path or hub id; None: the bundled orbit model
     orbit: str = defaults.ORBIT
     steps: int | None = None  # None: the model's own
     seed: int = defaults.SEED
@@ -169,6 +169,7 @@ def generate(
     out = folder / (image.stem or "asset")
     try:
         with models.use(request.model) as model:
+            source = model.source
             asset = svd3d.generate_asset(
                 image, output=out, recon=recon, model=model, orbit=request.orbit, steps=request.steps,
                 seed=request.seed, elevation=request.elevation, object_fraction=request.object_fraction,
@@ -190,7 +191,7 @@ def generate(
     views_zip = _zip(folder / f"{out.name}-views.zip", view_files)
     clip = next(out / n for n in ("orbit.mp4", "orbit.gif") if (out / n).is_file())
     return Generated(folder, out, list(zip(frames, captions, strict=True)), clip, out / "mesh.glb", obj_zip,
-                     views_zip, _summary(asset, request.model, time.perf_counter() - start), asset)  # fmt: skip
+                     views_zip, _summary(asset, source, time.perf_counter() - start), asset)  # fmt: skip
 
 
 def user_message(err: SVD3DError, upload: Path) -> str:
@@ -228,6 +229,8 @@ def build_app(root: Path, models: ModelCache, model_names: list[str], concurrenc
         if not image or not image.get("path"):
             raise gr.Error("choose an image first: upload one, or pick an example below")
         upload = Path(image["path"])
+        if model not in model_names:  # preprocess=False skips the dropdown's own check: a client could send any
+            raise gr.Error(f"unknown model {model!r}; choose one of {', '.join(model_names)}")
         try:
             request = Request(
                 model=model, orbit=orbit, steps=int(steps) if steps not in (None, "", 0) else None,

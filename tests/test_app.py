@@ -181,6 +181,9 @@ def test_the_served_app_answers_gradios_client(served_app, tmp_path):
         client.predict(handle_file(str(bad)), *settings, api_name="/generate")
     assert str(err.value) == cli_message(bad, tmp_path / "cli-out").replace(str(bad), bad.name)
 
+    with pytest.raises(AppError, match="unknown model '/etc/x.safetensors'; choose one of tiny-orbit"):
+        client.predict(handle_file(str(bad)), "/etc/x.safetensors", *settings[1:], api_name="/generate")
+
     gallery, clip, model3d, downloads, summary = client.predict(
         handle_file(str(REPO / "assets" / "examples" / "toy_c.png")), *settings, api_name="/generate"
     )
