@@ -72,6 +72,9 @@ class FieldSettings:
     rays: int = 2048  # rays per step
     step_ratio: float = 0.5  # ray-marching step, in voxels of the current grid
     hull_dilation: int = 2  # hull voxels added around the visual hull, so the true surface lies inside it
+    # `svd3d recon` bounds the field by the hull of silhouettes widened by this fraction of the image side (the
+    # trusted input view's exact), so a view that drifted cannot cut the object (svd3d.recon.hull, tolerance)
+    hull_tolerance: float = 0.01
     init_density: float = 150.0  # initial density inside the visual hull, per world unit (outside: ~0)
     lr_density: float = 0.1  # Adam learning rate of the raw density grid
     lr_color: float = 0.1  # Adam learning rate of the raw colour grid
@@ -86,7 +89,7 @@ class FieldSettings:
     lr_appearance: float = 0.02  # Adam learning rate of the per-view colour corrections
     appearance_prior: float = 0.005  # weight of their squared size: colours only move where the views disagree
     align: bool = False  # after the first stage, align each view (2D similarity) to the field's render of it
-    warp: bool = False  # fit a 2D similarity per view (trusted views fixed) jointly with the grids
+    warp: bool = True  # fit a 2D similarity per view (trusted views fixed) jointly with the grids
     lr_warp: float = 1e-3  # Adam learning rate of the per-view similarities (shift as a fraction of the side, etc.)
     warp_prior: float = 1e-3  # weight of their squared size: views move only as far as the others ask
     seed: int = 0  # RNG seed: same views, hull, settings and seed give the same field (on one device)
