@@ -19,13 +19,15 @@ Fitting, one readable loop (`fit_field`):
     the hull are skipped; only samples that matter read the colour grid; composited on white;
   - loss: photometric MSE + `mask_weight` x MSE(accumulated opacity, mask) + total variation on a random block;
     Adam on the raw grids;
-  - generated views drift from view to view: with `align` (off by default: on the generated-view benchmark it
-    helped drifted views but did not pay its way on clean ones yet, see benchmarks/recon_generated.py), after the first (coarse) stage each view but
-    the trusted ones (the input view) is registered with the coarse field's render of it by a 2D similarity
-    (svd3d.recon.align; the coarse field is the views' consensus) and the finer stages fit the aligned views;
-    with `appearance`, each such view also gets a gain and an offset per channel mapping the field's colour onto
-    the view's, fitted with the grids (kept small by `appearance_prior`); `fitted_views` applies both to the
-    views for the texture bake.
+  - generated views drift from view to view (the object shifts, scales and turns by a percent or two): with `warp`
+    (the default) each view but the trusted ones (the input view) gets a 2D similarity (shift, scale, turn about
+    the image centre) fitted jointly with the grids: each pixel's target colour and mask are read bilinearly from
+    its view at the warped position, so the warps get gradients from the images, and a small prior keeps views
+    where the others do not pull them. The field is the views' consensus; each view moves onto it. (`align`, the
+    older lever, registers each view once with the coarse field's render instead; off.) With `appearance`, each
+    such view also gets a gain and an offset per channel mapping the field's colour onto the view's, fitted with
+    the grids (kept small by `appearance_prior`); `fitted_views` applies warps and colour to the views for the
+    texture bake.
 
 Gradients reach the grids without a dense autograd graph: the interpolated raw values at the samples are the
 autograd leaves, and their gradients are scattered into persistent grid-gradient buffers by index_add (PyTorch's
