@@ -53,22 +53,25 @@ ALL_LEVELS = {**LEVELS, **PARTS}
 # "pipeline": {pipeline.py constant: value}, "field": {FieldSettings field: value}}
 VARIANTS: dict[str, dict] = {
     "default": {},  # the code as it stands
-    # before the levers: the exact hull bounds the field, no per-view warps or colour
+    # before the levers (today's default too): the exact hull bounds the field, no per-view warps or colour
     "baseline": {"field": {"hull_tolerance": 0.0, "warp": False, "align": False, "appearance": False}},
-    # one lever at a time on the baseline: the tolerant bound, the joint per-view warps
-    "tol1": {"field": {"hull_tolerance": 0.01, "warp": False}},
-    "warp": {"field": {"hull_tolerance": 0.0, "warp": True}},
-    # the default with another bound: 2 % tolerance, or the exact hull
-    "tol2+warp": {"field": {"hull_tolerance": 0.02}},
-    # the default plus a lever measured before the warps: per-view colour, the coarse field's alignment, the
+    # the field bounded by a tolerant hull (silhouettes widened by 1 % / 2 % of the side; the input view's exact)
+    "tol1": {"field": {"hull_tolerance": 0.01}},
+    "tol2": {"field": {"hull_tolerance": 0.02}},
+    # per-view similarities fitted jointly with the field (FieldSettings.warp), alone and with a tolerant bound
+    "warp": {"field": {"warp": True}},
+    "tol1+warp": {"field": {"hull_tolerance": 0.01, "warp": True}},
+    "tol2+warp": {"field": {"hull_tolerance": 0.02, "warp": True}},
+    # tol1+warp with another prior strength or learning rate of the warps, or with per-view colour
+    "tol1+warp-p1e-2": {"field": {"hull_tolerance": 0.01, "warp": True, "warp_prior": 1e-2}},
+    "tol1+warp-lr3e-3": {"field": {"hull_tolerance": 0.01, "warp": True, "lr_warp": 3e-3}},
+    "tol1+warp+app": {"field": {"hull_tolerance": 0.01, "warp": True, "appearance": True}},
+    # levers measured before the warps: per-view colour, the coarse field's alignment (tolerant bound), the
     # silhouette alignment before the hull (svd3d.recon.align.align_silhouettes), density smoothness
-    "warp+app": {"field": {"appearance": True}},
+    "tol2+app": {"field": {"hull_tolerance": 0.02, "appearance": True}},
+    "tol2+align": {"field": {"hull_tolerance": 0.02, "align": True}},
     "silalign": {"align": {"RECON_ALIGN_SILHOUETTES": True}},
-    "warp+tv": {"field": {"tv_density": 1e-3}},
-    # the warps' prior and learning rate
-    "warp-p0": {"field": {"warp_prior": 0.0}},
-    "warp-p1e-2": {"field": {"warp_prior": 1e-2}},
-    "warp-lr3e-3": {"field": {"lr_warp": 3e-3}},
+    "tv": {"field": {"tv_density": 1e-3}},
     # small views (--size 64): every stage of the field kept, the views upsampled to 96, 144 and 192 px (what
     # FieldSettings.for_views cuts)
     "uncut": {"uncut": True},
