@@ -49,53 +49,29 @@ PARTS = {
     "mild-blur": dataclasses.replace(LEVELS["mild"], shift=0.0, scale=0.0, rotate_deg=0.0, color=0.0, brightness=0.0),
 }
 ALL_LEVELS = {**LEVELS, **PARTS}
-# named reconstruction settings: {"hull": {hull.py constant: value}, "align": {align.py constant: value},
-# "field": {FieldSettings field: value}}
+# named reconstruction settings: {"align": {align.py constant: value}, "extract": {extract.py constant: value},
+# "pipeline": {pipeline.py constant: value}, "field": {FieldSettings field: value}}
 VARIANTS: dict[str, dict] = {
     "default": {},  # the code as it stands
-    # before the levers: exact hull, no alignment, no per-view colour
-    "baseline": {
-        "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.0},
-        "align": {"RECON_ALIGN_SILHOUETTES": False},
-        "field": {"align": False, "appearance": False},
-    },
-    # the default plus the silhouette alignment before the hull (svd3d.recon.align.align_silhouettes)
-    "silalign": {"align": {"RECON_ALIGN_SILHOUETTES": True}},
-    # soft hull: voxels may miss k silhouettes
-    "soft2": {"hull": {"RECON_MAX_MISSES": 2, "RECON_TOLERANCE": 0.0}, "field": {"align": False, "appearance": False}},
-    # tolerant hull: voxels may miss silhouettes by a band of 1 % / 2 % of the image side
-    "tol1": {"hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.01}, "field": {"align": False, "appearance": False}},
-    "tol2": {"hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.02}, "field": {"align": False, "appearance": False}},
-    # tolerant hull plus one field lever each: per-view colour, density smoothness, per-view alignment
-    "tol2+app": {
-        "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.02},
-        "field": {"align": False, "appearance": True},
-    },
-    "tol2+tv": {
-        "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.02},
-        "field": {"align": False, "appearance": False, "tv_density": 1e-3},
-    },
-    "tol2+align": {
-        "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.02},
-        "field": {"align": True, "appearance": False},
-    },
-    "tol1+calm": {
-        "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.01},
-        "field": {"align": False, "appearance": False, "edge_boost": 0.0, "tv_density": 1e-3},
-    },
-    "tol1+align": {
-        "hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.01},
-        "field": {"align": True, "appearance": False},
-    },
-    # per-view similarities fitted jointly with the field (FieldSettings.warp), alone and with a tolerant hull,
-    # per-view colour, and other prior strengths
+    # before the levers (today's default too): the exact hull bounds the field, no per-view warps or colour
+    "baseline": {"field": {"hull_tolerance": 0.0, "warp": False, "align": False, "appearance": False}},
+    # the field bounded by a tolerant hull (silhouettes widened by 1 % / 2 % of the side; the input view's exact)
+    "tol1": {"field": {"hull_tolerance": 0.01}},
+    "tol2": {"field": {"hull_tolerance": 0.02}},
+    # per-view similarities fitted jointly with the field (FieldSettings.warp), alone and with a tolerant bound
     "warp": {"field": {"warp": True}},
-    "warp+app": {"field": {"warp": True, "appearance": True}},
-    "tol1+warp": {"hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.01}, "field": {"warp": True}},
-    "tol2+warp": {"hull": {"RECON_MAX_MISSES": 0, "RECON_TOLERANCE": 0.02}, "field": {"warp": True}},
-    "warp-p0": {"field": {"warp": True, "warp_prior": 0.0}},
-    "warp-p1e-2": {"field": {"warp": True, "warp_prior": 1e-2}},
-    "warp-lr3e-3": {"field": {"warp": True, "lr_warp": 3e-3}},
+    "tol1+warp": {"field": {"hull_tolerance": 0.01, "warp": True}},
+    "tol2+warp": {"field": {"hull_tolerance": 0.02, "warp": True}},
+    # tol1+warp with another prior strength or learning rate of the warps, or with per-view colour
+    "tol1+warp-p1e-2": {"field": {"hull_tolerance": 0.01, "warp": True, "warp_prior": 1e-2}},
+    "tol1+warp-lr3e-3": {"field": {"hull_tolerance": 0.01, "warp": True, "lr_warp": 3e-3}},
+    "tol1+warp+app": {"field": {"hull_tolerance": 0.01, "warp": True, "appearance": True}},
+    # levers measured before the warps: per-view colour, the coarse field's alignment (tolerant bound), the
+    # silhouette alignment before the hull (svd3d.recon.align.align_silhouettes), density smoothness
+    "tol2+app": {"field": {"hull_tolerance": 0.02, "appearance": True}},
+    "tol2+align": {"field": {"hull_tolerance": 0.02, "align": True}},
+    "silalign": {"align": {"RECON_ALIGN_SILHOUETTES": True}},
+    "tv": {"field": {"tv_density": 1e-3}},
     # small views (--size 64): every stage of the field kept, the views upsampled to 96, 144 and 192 px (what
     # FieldSettings.for_views cuts)
     "uncut": {"uncut": True},
@@ -113,15 +89,14 @@ VARIANTS: dict[str, dict] = {
 
 @contextlib.contextmanager
 def variant_settings(name: str):
-    """Temporarily apply a VARIANTS entry: hull.py and align.py module constants and FieldSettings defaults."""
+    """Temporarily apply a VARIANTS entry: module constants and FieldSettings defaults."""
     import svd3d.recon.align as align_mod
     import svd3d.recon.extract as extract_mod
     import svd3d.recon.field as field_mod
-    import svd3d.recon.hull as hull_mod
     import svd3d.recon.pipeline as pipeline_mod
 
     spec = VARIANTS[name]
-    modules = {"hull": hull_mod, "align": align_mod, "pipeline": pipeline_mod, "extract": extract_mod}
+    modules = {"align": align_mod, "pipeline": pipeline_mod, "extract": extract_mod}
     saved = {(m, k): getattr(modules[m], k) for m in modules for k in spec.get(m, {})}
     saved_settings, saved_cut = pipeline_mod.FieldSettings, field_mod.FieldSettings.for_views
     try:

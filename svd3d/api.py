@@ -63,12 +63,11 @@ from svd3d.training.videos import load_video_folder
 
 __all__ = [
     "generate_video", "generate_orbit", "generate_asset", "generate_image", "reconstruct", "reconstruct_into",
-    "render_orbit", "export_mesh", "load_model", "train", "build_dataset", "curate_videos", "convert_checkpoint",
-    "evaluate_mesh", "evaluate_orbit", "evaluate_families", "evaluate_video", "evaluate_asset", "run_batch",
-    "model_entries",
-    "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "CurateResult", "OrbitResult", "VideoResult",
-    "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "FamilyEval", "VideoEval", "AssetEval", "SVDModel",
-    "MadeImage",
+    "render_orbit", "export_mesh", "load_model", "prepare_model", "train", "build_dataset", "curate_videos",
+    "convert_checkpoint", "evaluate_mesh", "evaluate_orbit", "evaluate_families", "evaluate_video", "evaluate_asset",
+    "run_batch", "model_entries", "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "CurateResult",
+    "OrbitResult", "VideoResult", "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "FamilyEval", "VideoEval",
+    "AssetEval", "SVDModel", "MadeImage",
 ]  # fmt: skip
 
 # reconstruct's keyword arguments that choose the mesh (an orbit job's own options are the others)
@@ -239,6 +238,23 @@ def evaluate_mesh(
 
 
 # ------------------------------------------------------------------------------------------------ models, training
+
+
+def prepare_model(
+    model: str | Path | SVDModel | None = None,
+    kind: str = "orbit",
+    *,
+    dtype: str = defaults.DTYPE,
+    device: str = defaults.DEVICE,
+    offload: bool = False,
+    config: str | Path | None = None,
+) -> SVDModel:
+    """Load a model once for many jobs (pass the result as `model=` to generate_orbit / generate_asset /
+    generate_video): a name, folder, sgm file or hub id (None: the bundled default for `kind`, 'orbit' or
+    'video'), checked that it runs `kind`, at `dtype` on `device` as the jobs resolve them (auto: the GPU when
+    there is one, float16 there), or left on the CPU when `offload`."""
+    dev = resolve_device(device)
+    return ready_model(model, kind, resolve_dtype(dtype, dev), dev, offload, config)
 
 
 def model_entries() -> dict[str, RegistryEntry]:
@@ -449,9 +465,9 @@ def run_batch(
     options["device"] = batch.rank_device(options.get("device", defaults.DEVICE), rank)
     fingerprint = None
     if kind != "recon":
-        dev = resolve_device(options["device"])
-        options["model"] = ready_model(options.get("model"), kind, resolve_dtype(options.get("dtype", "auto"), dev),
-                                       dev, options.get("offload", False), options.get("config"))  # fmt: skip
+        options["model"] = prepare_model(options.get("model"), kind, dtype=options.get("dtype", defaults.DTYPE),
+                                         device=options["device"], offload=options.get("offload", False),
+                                         config=options.get("config"))  # fmt: skip
         fingerprint = options["model"].fingerprint
 
     # 3. the items

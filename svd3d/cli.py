@@ -13,8 +13,10 @@ from pathlib import Path
 import click
 
 import svd3d
+from svd3d import app as web_app
 from svd3d import batch, defaults, media, viewer
 from svd3d.errors import SVD3DError
+from svd3d.eval.plots import check_plot
 from svd3d.image import parse_size
 from svd3d.outputs import InterruptedAfterWriting, check_file_replaceable
 
@@ -474,16 +476,33 @@ def _batch(kind: str, inputs, output: Path | None, options: dict, fmt: str | Non
         sys.exit(1)
 
 
-def _evaluation(evaluate, json_out: Path | None) -> None:
-    """Run an evaluation and print its table; with --json also write every number there (the file is checked
-    before the evaluation, not after it)."""
-    if json_out is not None:
-        _run(check_file_replaceable, json_out)
+def _evaluation(evaluate, json_out: Path | None, plot: Path | None = None) -> None:
+    """Run an evaluation and print its table; with --json also write every number there, with --plot a picture of
+    them (both files are checked before the evaluation, not after it)."""
+    _run(_check_evaluation_files, json_out, plot)
     result = _run(evaluate)
     click.echo(result.table())
     if json_out is not None:
         _run(result.write_json, json_out)
         click.echo(f"wrote {json_out}")
+    if plot is not None:
+        _run(result.write_plot, plot)
+        click.echo(f"wrote {plot}")
+
+
+def _check_evaluation_files(json_out: Path | None, plot: Path | None) -> None:
+    if json_out is not None:
+        check_file_replaceable(json_out)
+    if plot is not None:
+        check_plot(plot)
+        if json_out is not None and json_out.resolve() == plot.resolve():
+            raise SVD3DError(f"--json and --plot both name {plot}; give each its own file")
+
+
+_plot = click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help='Also draw the results in this PNG (needs matplotlib: pip install -e ".[plot]").',
+)  # fmt: skip
 
 
 @main.group("eval")
@@ -531,8 +550,9 @@ def eval_recon(pred: Path, gt: Path, tau: float, samples: int, resolution: int, 
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
+@_plot
 def eval_orbit(model: str | None, data: Path | None, families: tuple[str, ...], meshes: Path | None,
-               family_seed: int, json_out: Path | None, **options) -> None:  # fmt: skip
+               family_seed: int, json_out: Path | None, plot: Path | None, **options) -> None:  # fmt: skip
     """Generate each object of an orbit dataset from its input view at the dataset's cameras and score views 1..T-1
     against the ground truth (PSNR, SSIM, LPIPS where installed, mask IoU), beside the repeat-input and mean-image
     baselines. Prints a markdown table.
@@ -541,10 +561,10 @@ def eval_orbit(model: str | None, data: Path | None, families: tuple[str, ...], 
     on plain backgrounds, framed by svd3d orbit's own preprocessing; 'held-out' holds kinds no training run makes
     (star prisms, trefoil knots, pastel colours, a light from the right). Several sets print side by side."""
     if data is not None and not families and meshes is None:  # one dataset: its own table, as always
-        _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out)
+        _evaluation(lambda: svd3d.evaluate_orbit(model, data, **options), json_out, plot)
         return
     _evaluation(lambda: svd3d.evaluate_families(model, families, data=data, meshes=meshes, family_seed=family_seed,
-                                                **options), json_out)  # fmt: skip
+                                                **options), json_out, plot)  # fmt: skip
 
 
 @evaluate.command("asset")
@@ -561,12 +581,13 @@ def eval_orbit(model: str | None, data: Path | None, families: tuple[str, ...], 
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per object, settings, protocol) to this JSON file.")  # fmt: skip
-def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
+@_plot
+def eval_asset(model: str | None, json_out: Path | None, plot: Path | None, **options) -> None:
     """Generate the orbit of each held-out procedural object from its input view, reconstruct it (field and hull)
     and score the meshes against the true one (Chamfer, F-score, volume IoU, normal consistency), beside the field
     on ground-truth renders of the same cameras (the ceiling). Prints a markdown table."""
     given = {k: v for k, v in options.items() if v is not None}  # the API's signature holds the defaults
-    _evaluation(lambda: svd3d.evaluate_asset(model, **given), json_out)
+    _evaluation(lambda: svd3d.evaluate_asset(model, **given), json_out, plot)
 
 
 @evaluate.command("video")
@@ -581,11 +602,12 @@ def eval_asset(model: str | None, json_out: Path | None, **options) -> None:
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every number (means, per clip, settings, protocol) to this JSON file.")  # fmt: skip
-def eval_video(model: str | None, data: Path, json_out: Path | None, **options) -> None:
+@_plot
+def eval_video(model: str | None, data: Path, json_out: Path | None, plot: Path | None, **options) -> None:
     """Animate the first frame of each clip of a clip dataset with the clip's fps and motion bucket and score
     frames 1..T-1 against the real ones (PSNR, SSIM) beside the repeat-input and mean-image baselines, plus how
     close frame 0 stays to the input and how well the made motion follows the motion bucket. Prints a table."""
-    _evaluation(lambda: svd3d.evaluate_video(model, data, **options), json_out)
+    _evaluation(lambda: svd3d.evaluate_video(model, data, **options), json_out, plot)
 
 
 @main.command()
@@ -719,6 +741,15 @@ def data(kind: str, source: Path | None, output: Path, **options) -> None:
         click.echo(f"skipped {item['path']}: {item['error']}")
 
 
+def _graphical() -> bool:
+    """Whether a browser can show a window here: on Linux without a display webbrowser would pick a text browser."""
+    import os
+
+    return sys.platform in ("darwin", "win32") or any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    )
+
+
 @main.command()
 @click.argument("videos", metavar="VIDEOS_DIR", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
@@ -755,7 +786,6 @@ def view(folder: Path, port: int, no_browser: bool) -> None:
     """Serve FOLDER (an svd3d output: orbit, recon, render, a video's frames, a batch root) on localhost and open
     its index.html in a browser. The page also works opened straight from disk; serving it loads the mesh file
     itself instead of the copy embedded in the page. Ctrl-C stops the server."""
-    import os
     import threading
     import webbrowser
 
@@ -771,11 +801,7 @@ def view(folder: Path, port: int, no_browser: bool) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    # a browser only where one can show a window: on Linux without a display webbrowser would pick a text browser
-    graphical = sys.platform in ("darwin", "win32") or any(
-        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
-    )
-    if not no_browser and graphical:
+    if not no_browser and _graphical():
         threading.Timer(0.2, webbrowser.open, (url,)).start()
     try:
         server.serve_forever()
@@ -783,6 +809,44 @@ def view(folder: Path, port: int, no_browser: bool) -> None:
         click.echo("stopped")
     finally:
         server.server_close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port to serve on (0: a free one).")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; anyone who reaches it can run jobs).")  # fmt: skip
+@click.option("--no-browser", is_flag=True, help="Only print the page's address; do not open a browser.")
+@click.option("--model", "-m", "models", multiple=True,
+              help="Also offer this model (path, folder or hub id) beside the registry's orbit models (repeatable).")  # fmt: skip
+@_dtype
+@_device
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Folder for the requests' outputs, one new folder each [a new temporary folder].")  # fmt: skip
+@click.option("--concurrency", type=int, default=1, show_default=True,
+              help="Jobs run at once; the queue holds the rest (one model serves one job at a time).")  # fmt: skip
+def app(port: int, host: str, no_browser: bool, models: tuple[str, ...], dtype: str, device: str,
+        output: Path | None, concurrency: int) -> None:  # fmt: skip
+    """A local web app for image -> 3D asset: upload or pick an image, choose model / orbit / steps / seed / face
+    budget, watch the views, the turntable and the textured mesh, download GLB, OBJ and the views.
+
+    Needs the optional extra: pip install -e ".[app]". Runs the bundled models offline (the GPU when there is one);
+    each model is loaded once; each request writes its own folder under -o. Ctrl-C stops it."""
+    running = _run(lambda: web_app.launch(host=host, port=port, root=output, extra_models=models, device=device,
+                                          dtype=dtype, concurrency=concurrency,
+                                          browser=not no_browser and _graphical()))  # fmt: skip
+    click.echo(f"svd3d app at {running.url} (outputs in {running.root}; Ctrl-C stops)")
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        running.wait()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -39,6 +39,8 @@ def load_image(path: str | Path) -> Image.Image:
                 )
             img.load()
             img = ImageOps.exif_transpose(img)
+    except SVD3DError:
+        raise  # too large: said above (SVD3DError is a ValueError, which the next handler would misname)
     except PermissionError:
         raise SVD3DError(f"cannot read input image {path}: permission denied; check the file's permissions") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:

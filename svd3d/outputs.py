@@ -232,7 +232,7 @@ def start_run(run: Path, job: str) -> None:
 def check_file_replaceable(path: Path, record: Path | None = None, key: tuple[str, ...] = ("output_sha256",)) -> None:
     """A single-file output may be written: absent, or svd3d's own (its `record`, a JSON file, holds the file's
     hash under `key`, a path of keys: "output_sha256" for the output itself; without a record the file itself must be
-    a JSON svd3d wrote)."""
+    a JSON or a PNG svd3d wrote: its "written_by" or its PNG "Software" field says svd3d)."""
     path = Path(path)
     check_writable(path)
     if path.is_dir():
@@ -243,7 +243,7 @@ def check_file_replaceable(path: Path, record: Path | None = None, key: tuple[st
     if record is not None and record.exists() and not _is_svd3d_json(record):
         raise SVD3DError(f"{record} exists and svd3d did not write it; choose another output name")
     if path.exists():
-        ours = _is_svd3d_json(path) if record is None else _recorded_file(path, record, key)
+        ours = (_is_svd3d_json(path) or _is_svd3d_png(path)) if record is None else _recorded_file(path, record, key)
         if not ours:
             raise SVD3DError(
                 f"{path} exists and svd3d did not write it (or it changed since); svd3d only replaces its own "
@@ -281,6 +281,17 @@ def _json(path: Path) -> dict:
 
 def _is_svd3d_json(path: Path) -> bool:
     return str(_json(path).get("written_by", "")).startswith("svd3d")
+
+
+def _is_svd3d_png(path: Path) -> bool:
+    """A PNG whose "Software" text field names svd3d (as svd3d's plots write it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.format == "PNG" and str(img.info.get("Software", "")).startswith("svd3d")
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
 
 
 # ------------------------------------------------------------------------------------------------ locks

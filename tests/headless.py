@@ -6,6 +6,7 @@ library: open a page, wait for a condition in it in real time, read values, take
         browser.open("file:///.../index.html")
         browser.wait_for("document.body.dataset.model === 'loaded'", timeout=60)
         png = browser.screenshot()
+        browser.requests  # every URL the page asked for
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class Browser:
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self.call("Page.enable", session=True)
         self.call("Runtime.enable", session=True)
+        self.call("Network.enable", session=True)
         self.console: list[str] = []
+        self.requests: list[str] = []  # the URL of every request the page made (Network.requestWillBeSent)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -100,6 +103,8 @@ class Browser:
             if reply.get("method") == "Runtime.consoleAPICalled":
                 args = reply["params"].get("args", [])
                 self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
+            elif reply.get("method") == "Network.requestWillBeSent":
+                self.requests.append(reply["params"]["request"]["url"])
             elif reply.get("method") == "Runtime.exceptionThrown":
                 self.console.append(str(reply["params"]["exceptionDetails"].get("exception", {}).get("description")))
             if reply.get("id") == self.next_id:
@@ -126,3 +131,84 @@ class Browser:
 
     def screenshot(self) -> bytes:
         return base64.b64decode(self.call("Page.captureScreenshot", session=True, format="png")["data"])
+
+
+# ------------------------------------------------------------------------------------------------ `svd3d app`
+
+# sets an input of the Gradio page as a user typing would (focus, value, input event, Enter), so Svelte sees it
+_TYPE = """(selector, value) => { const el = document.querySelector(selector); el.focus();
+  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(el, value);
+  el.dispatchEvent(new Event('input', {bubbles: true}));
+  el.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', bubbles: true})); el.blur();
+  return el.value; }"""
+APP_DONE = "!!document.querySelector('#downloads a[href*=\"mesh.glb\"]')"
+
+
+def generate_in_app(browser: Browser, url: str, *, example: int = 0, settings: dict | None = None,
+                    method: str | None = None, timeout: float = 240) -> dict:  # fmt: skip
+    """In the `svd3d app` page at `url`: pick example `example`, type `settings` ({"steps": "3", "faces": "1500"}:
+    the elem_id of a field and its text), choose the mesh `method` (under "More options"), press Generate and wait
+    for the downloads. Returns {"seconds", "downloads" (their URLs), "summary" (the page's text), "views" (how
+    many gallery images)}; raises TimeoutError (with the page's error text) when no GLB comes."""
+    browser.open(url)
+    if not browser.wait_for("!!document.querySelector('#generate')", 60):
+        raise TimeoutError(f"the app's page did not load in 60 s; console: {browser.console}")
+    browser.eval(f"document.querySelectorAll('#examples button.gallery-item')[{example}].click()")
+    if not browser.wait_for("!!document.querySelector('#input-image img')", 30):
+        raise TimeoutError("picking an example put no image in the input")
+    for name, text in (settings or {}).items():
+        browser.eval(f"({_TYPE})('#{name} input', {json.dumps(str(text))})")
+    if method is not None:
+        browser.eval(
+            "[...document.querySelectorAll('button')].find(b => b.textContent.includes('More options')).click()"
+        )
+        browser.wait_for(f"!!document.querySelector('#method input[value={method}]')", 10)
+        browser.eval(f"document.querySelector('#method input[value={method}]').click()")
+    start = time.monotonic()
+    browser.eval("document.querySelector('#generate').click()")
+    if not browser.wait_for(APP_DONE, timeout):
+        error = browser.eval("[...document.querySelectorAll('.toast-body, .error')].map(e => e.textContent).join(' ')")
+        raise TimeoutError(f"no GLB in {timeout} s; the page says: {error!r}; console: {browser.console[-5:]}")
+    seconds = time.monotonic() - start
+    return {
+        "seconds": seconds,
+        "downloads": browser.eval("[...document.querySelectorAll('#downloads a')].map(a => a.href)"),
+        "summary": browser.eval("document.querySelector('#summary').textContent.trim()"),
+        "views": browser.eval("document.querySelectorAll('#views img').length"),
+    }
+
+
+def rect(browser: Browser, selector: str) -> tuple[int, int, int, int]:
+    """The element's (x, y, width, height) in the viewport, in whole pixels."""
+    box = browser.eval(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+        " return [r.left, r.top, r.width, r.height]; })()"
+    )
+    return tuple(int(round(v)) for v in box)
+
+
+def drawn_fraction(png: bytes, box: tuple[int, int, int, int]) -> tuple[float, int]:
+    """In the screenshot `png`, the fraction of the box's pixels that differ from its background (the median of
+    its left and right edge strips) and how many colours those pixels hold: what a 3D view shows."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    x, y, w, h = box
+    area = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)[max(y, 0) : y + h, max(x, 0) : x + w]
+    strips = np.concatenate([area[:, : max(w // 20, 1)], area[:, -max(w // 20, 1) :]], 1).reshape(-1, 3)
+    differs = np.abs(area - np.median(strips, 0)).sum(-1) > 60
+    return float(differs.mean()), len(np.unique(area[differs], axis=0))
+
+
+def wait_for_drawing(browser: Browser, selector: str, timeout: float = 60, least: float = 0.03) -> bytes:
+    """Screenshots until the element `selector` (a 3D view's canvas) shows something: at least `least` of it differs
+    from its background. Returns the last screenshot (the caller checks it); a WebGL view draws its model some
+    frames after the page has it, later still on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        png = browser.screenshot()
+        if drawn_fraction(png, rect(browser, selector))[0] >= least or time.monotonic() > deadline:
+            return png
+        time.sleep(1)

@@ -32,10 +32,11 @@ def test_public_names_resolve_and_are_documented():
 
 
 def test_import_and_help_stay_light():
-    """`import svd3d` and the CLI module import neither torch nor diffusers (the jobs load them on first use)."""
+    """`import svd3d` and the CLI module import neither torch nor diffusers (the jobs load them on first use), nor
+    gradio or matplotlib (`svd3d app` and --plot do)."""
     code = (
         "import sys, svd3d, svd3d.cli; "
-        "heavy = [m for m in ('torch', 'diffusers', 'open3d', 'trimesh') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'diffusers', 'open3d', 'trimesh', 'gradio', 'matplotlib') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,6 +4,7 @@ numbers for every method, and the ground-truth-render ceiling lands on the true 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import math
 
@@ -13,6 +14,10 @@ from click.testing import CliRunner
 
 from svd3d.cli import main
 from svd3d.eval.asset import LABELS, METHODS, evaluate_asset, held_out_object
+
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None, reason='matplotlib is not installed (pip install -e ".[plot]")'
+)
 
 
 def test_held_out_object_is_the_datasets_sample():
@@ -73,6 +78,24 @@ def test_table_and_json(one_object, tmp_path):
     assert set(data["mean"]) == set(METHODS)
     assert data["objects"][0]["name"] == "proc-000000#dynamic"  # the orbit svd3d orbit meshes, for a camera model
     assert set(data["objects"][0]["seconds"]) == {"generate", *METHODS}
+
+
+@needs_matplotlib
+def test_plot_of_each_objects_meshes(one_object, tmp_path):
+    from PIL import Image
+
+    from svd3d.eval.plots import COLOURS, DPI, PANEL_SIZE
+
+    panels = one_object.plot_panels()
+    assert [p.title for p in panels] == ["Chamfer ↓", "volume IoU ↑", "normal cons. ↑"]
+    field_gt = one_object.objects[0].scores["field-gt"]
+    assert panels[0].groups == ["proc-000000"] and panels[0].bars["field-gt"] == [pytest.approx(field_gt.chamfer)]
+    plot = one_object.write_plot(tmp_path / "meshes.png")
+    with Image.open(plot) as img:
+        assert img.size == (3 * PANEL_SIZE[0] * DPI, PANEL_SIZE[1] * DPI)
+        pixels = np.asarray(img.convert("RGB")).astype(int)
+    rgb = np.array([int(COLOURS["field-gt"][i : i + 2], 16) for i in (1, 3, 5)])
+    assert (np.abs(pixels - rgb).sum(-1) < 40).mean() > 0.002  # the ceiling's bars, in its colour
 
 
 def test_ground_truth_ceiling_is_close(one_object):

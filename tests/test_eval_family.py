@@ -4,6 +4,7 @@ table and JSON, and every bad input."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -80,8 +81,17 @@ def test_families_side_by_side(mesh_folder, tmp_path):
     out = tmp_path / "families.json"
     args = ["eval", "orbit", "--model", "random-tiny-orbit", "--family", "held-out", "--meshes", str(mesh_folder),
             "--objects", "2", "--steps", "2", "--device", "cpu", "--json", str(out)]  # fmt: skip
-    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    plot = tmp_path / "families.png" if importlib.util.find_spec("matplotlib") else None  # the [plot] extra
+    r = CliRunner().invoke(main, [*args, *(["--plot", str(plot)] if plot else [])], catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    if plot is not None:  # one group of bars per set, the model's colour among them
+        from PIL import Image
+
+        from svd3d.eval.plots import COLOURS
+
+        pixels = np.asarray(Image.open(plot).convert("RGB")).reshape(-1, 3).astype(int)
+        model = np.array([int(COLOURS["model"][i : i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(pixels - model).sum(axis=1) < 30).sum() > 200 and f"wrote {plot}" in r.output
     assert "## held-out" in r.output and f"## meshes ({mesh_folder})" in r.output and "side by side" in r.output
     rows = [line for line in r.output.splitlines() if line.startswith(("| held-out |", "| meshes ("))]
     assert len(rows) == 2 and all(line.split("|")[2].strip() == "2" for line in rows)

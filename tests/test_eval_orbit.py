@@ -3,6 +3,7 @@ baselines, a perfect generator, the input view used as it is, and every bad inpu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -18,6 +19,10 @@ from svd3d.training.data import ClipData, OrbitData
 SIDE, T, N = 32, 5, 2
 SQUARE = 8  # side of each object's square, in pixels
 COLOURS = [(200, 40, 30), (30, 90, 210)]
+
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None, reason='matplotlib is not installed (pip install -e ".[plot]")'
+)
 
 
 def orbit_arrays(n: int = N, t: int = T, side: int = SIDE):
@@ -191,3 +196,93 @@ def test_bad_input(tmp_path, case, extra, needles):
     assert message.startswith("error:"), message
     for needle in needles:
         assert needle.lower() in message.lower(), message
+
+
+def plot_colours(path) -> tuple[tuple[int, int], np.ndarray]:
+    """(size, pixels (H, W, 3) int) of a PNG plot."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size, np.asarray(img.convert("RGB")).astype(int)
+
+
+def near(pixels: np.ndarray, hex_colour: str) -> float:
+    """The fraction of pixels within a small distance of a colour (a method's line or bars)."""
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return float((np.abs(pixels - rgb).sum(-1) < 40).mean())
+
+
+@needs_matplotlib
+def test_plot_of_each_views_scores_around_the_orbit(dataset, tmp_path):
+    from PIL import Image
+
+    from svd3d.eval.plots import COLOURS, DPI, PANEL_SIZE
+
+    plot = tmp_path / "views.png"
+    args = ["eval", "orbit", "--model", "random-tiny-orbit", "--data", str(dataset), "--steps", "2", "--device", "cpu"]
+    r = run([*args, "--plot", str(plot), "--json", str(tmp_path / "scores.json")])
+    assert r.exit_code == 0, r.output
+    assert f"wrote {plot}" in r.output
+    size, pixels = plot_colours(plot)
+    assert size == (2 * PANEL_SIZE[0] * DPI, PANEL_SIZE[1] * DPI)  # PSNR and mask IoU side by side
+    assert pixels.std() > 30 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # drawn, not blank
+    for method in METHODS:  # each method's line is there, in its colour
+        assert near(pixels, COLOURS[method]) > 0.001, method
+    assert Image.open(plot).info["Software"].startswith("svd3d") and not list(tmp_path.glob(".views*"))
+    # the numbers behind it: each view's scores at its azimuth, in the JSON too
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    first = scores["objects"][0]
+    assert first["azimuths"] == pytest.approx([72.0, 144.0, 216.0, 288.0]) and len(first["views"]["model"]["psnr"]) == 4
+    assert np.mean(first["views"]["repeat-input"]["psnr"]) == pytest.approx(first["repeat-input"]["psnr"])
+    # svd3d's own plot is replaced by the next run
+    assert run([*args, "--plot", str(plot)]).exit_code == 0
+
+
+def test_plot_lines_are_the_per_view_means(dataset):
+    result = evaluate_orbit(None, dataset, generate=perfect_generator(dataset), progress=False)
+    psnr_panel, iou_panel = result.plot_panels()
+    frames = np.load(dataset / "frames.npy").astype(np.float64) / 255.0
+    lines = {line.label: line for line in psnr_panel.lines}
+    assert lines["model"].x.tolist() == pytest.approx([72.0, 144.0, 216.0, 288.0])
+    repeat = [np.mean([psnr(f[0], f[v]) for f in frames]) for v in range(1, T)]  # view by view, over objects
+    assert lines["repeat-input"].y == pytest.approx(repeat, abs=1e-4)
+    # a perfect view's PSNR is inf: drawn at the ceiling, and the panel says so
+    assert np.all(lines["model"].y == 60.0) and "inf drawn at 60" in psnr_panel.title
+    assert {line.label: line for line in iou_panel.lines}["model"].y == pytest.approx([1.0] * (T - 1))
+
+
+@needs_matplotlib
+@pytest.mark.parametrize(
+    "name, setup, needle",
+    [
+        ("plot.jpg", None, "give a .png name"),
+        ("mine.png", "foreign", "svd3d did not write it"),
+        ("missing/parent/plot.png", None, None),  # a new folder is fine: written, see below
+        ("file.txt/plot.png", "file", "is a file, not a folder"),
+    ],
+)
+def test_bad_plot_paths_stop_before_any_work(dataset, tmp_path, name, setup, needle):
+    from PIL import Image
+
+    path = tmp_path / name
+    if setup == "foreign":
+        Image.new("RGB", (4, 4), "red").save(path)  # a user's own PNG
+    if setup == "file":
+        (tmp_path / "file.txt").write_text("mine")
+    args = ["eval", "orbit", "--model", "random-tiny-orbit", "--data", str(dataset), "--steps", "2", "--device", "cpu"]
+    r = CliRunner().invoke(main, [*args, "--plot", str(path)])
+    if needle is None:
+        assert r.exit_code == 0 and path.is_file(), r.output
+        return
+    assert r.exit_code == 2 and needle in r.output and "| model |" not in r.output, r.output  # no evaluation ran
+    assert len(r.output.strip().splitlines()) == 1
+    if setup == "foreign":
+        assert Image.open(path).size == (4, 4)  # untouched
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(dataset, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    r = CliRunner().invoke(main, ["eval", "orbit", "--data", str(dataset), "--plot", str(tmp_path / "p.png")])
+    assert r.exit_code == 2 and 'pip install -e ".[plot]"' in r.output and len(r.output.strip().splitlines()) == 1

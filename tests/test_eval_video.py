@@ -3,6 +3,7 @@ CLI table and JSON, and bad input."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -16,6 +17,10 @@ from svd3d.image_metrics import psnr
 from svd3d.training.data import ClipData, motion_bucket
 
 SIDE, T = 32, 4
+
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None, reason='matplotlib is not installed (pip install -e ".[plot]")'
+)
 
 
 def clips(n: int = 2, t: int = T) -> ClipData:
@@ -65,6 +70,37 @@ def test_cli_table_and_json(tmp_path):
     record = json.loads(out.read_text())
     assert record["settings"]["clips"] == 2 and len(record["clips"]) == 2
     assert set(record["mean"]) == {"model", "repeat-input", "mean-image"}
+
+
+@needs_matplotlib
+def test_plot_of_each_frames_scores_and_the_motion(tmp_path):
+    from PIL import Image
+
+    from svd3d.eval.plots import DPI, PANEL_SIZE
+
+    folder = clips(3).save(tmp_path / "clips")
+    plot = tmp_path / "frames.png"
+    args = ["eval", "video", "--model", "random-tiny-video", "--data", str(folder), "--steps", "2", "--device", "cpu",
+            "--plot", str(plot)]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    with Image.open(plot) as img:
+        assert img.size == (3 * PANEL_SIZE[0] * DPI, PANEL_SIZE[1] * DPI)  # PSNR, SSIM by frame; motion
+        pixels = np.asarray(img.convert("RGB")).astype(int)
+    assert pixels.std() > 30 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100
+
+
+def test_plot_lines_are_the_per_frame_means():
+    data = clips()
+    result = evaluate_video("random-tiny-video", data, steps=2, seed=5, progress=False)
+    psnr_panel, ssim_panel, motion = result.plot_panels()
+    real = data.frames.astype(np.float32) / 255.0
+    lines = {line.label: line for line in psnr_panel.lines}
+    assert lines["repeat-input"].x.tolist() == [1, 2, 3]
+    want = [np.mean([psnr(real[i, 0], real[i, k]) for i in range(2)]) for k in range(1, T)]
+    assert lines["repeat-input"].y == pytest.approx(want, abs=1e-5)
+    assert np.mean(lines["model"].y) == pytest.approx(result.mean("psnr", "model"), abs=1e-6)
+    assert motion.x.tolist() == [c.motion_asked for c in result.clips]
 
 
 @pytest.mark.parametrize(

@@ -97,5 +97,6 @@ def test_huge_image_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(image_mod, "MAX_PIXELS", 1000)
     path = tmp_path / "big.png"
     make_test_image(100, 100).save(path)
-    with pytest.raises(SVD3DError, match="downscale"):
+    with pytest.raises(SVD3DError, match="downscale") as err:
         load_image(path)
+    assert str(err.value) == f"input image {path} is 100x100, more than 1,000 pixels; downscale it first"

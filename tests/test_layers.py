@@ -33,7 +33,7 @@ LAYERS = [
     {"pipelines", "recon", "training"},  # beside each other: none imports another
     {"eval"},
     {"api", ""},  # "": the package root, whose names load svd3d.api on first use
-    {"cli", "__main__"},
+    {"cli", "__main__", "app"},  # app: `svd3d app`, the web page over the API
 ]
 SIBLINGS = LAYERS[4]
 # own modules that may be imported inside a function, and why

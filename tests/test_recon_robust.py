@@ -95,7 +95,7 @@ def test_per_view_appearance_absorbs_a_views_colour_drift(tmp_path):
     drifted[3] = (views.images[3] - (1 - alpha)) * 0.7 + (1 - alpha)  # view 3 a third darker
     views.images = drifted
     hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, 32)
-    settings = FieldSettings(voxels=(24,), image_sizes=(48,), iterations=(200,), rays=512, appearance=True, align=False)
+    settings = FieldSettings(voxels=(24,), image_sizes=(48,), iterations=(200,), rays=512, appearance=True, warp=False)
     field = fit_field(views, hull, settings, progress=False)
     assert np.all(field.view_appearance[0] == 0)  # the input view anchors colour
     fixed = correct_appearance(views, field)
@@ -121,7 +121,9 @@ def test_views_are_aligned_to_the_coarse_field(tmp_path):
     drift[4] = (2.0, -3.0, 0.03, 0.0)  # view 4 shifted 3 px left, 2 down and 3 % larger
     drifted = warp_views(views, drift)
     hull = carve_visual_hull(drifted.masks, drifted.c2w, drifted.intrinsics, 48, tolerance=0.06, hard_views=[0])
-    settings = FieldSettings(voxels=(24, 32), image_sizes=(64, 64), iterations=(150, 1), rays=1024, align=True)
+    settings = FieldSettings(
+        voxels=(24, 32), image_sizes=(64, 64), iterations=(150, 1), rays=1024, align=True, warp=False
+    )
     field = fit_field(drifted, hull, settings, progress=False)
     fix = field.view_alignment
     assert np.all(fix[0] == 0)  # the input view anchors the frame

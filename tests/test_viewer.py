@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import trimesh
 from click.testing import CliRunner
-from headless import Browser, chromium
+from headless import Browser, chromium, rect
 from PIL import Image
 
 from svd3d.cli import main
 from svd3d.recon.export import export_mesh
-from svd3d.viewer import INDEX, glb_summary, index_html
+from svd3d.viewer import INDEX, glb_summary, index_html, mesh_edges, wireframe_glb
 
 REPO = Path(__file__).resolve().parents[1]
 HEIGHT, FACES = 1.5, 2000
@@ -91,6 +91,25 @@ def test_glb_summary_reads_size_and_faces(tmp_path):
     assert glb_summary(b"not a glb") == {}
 
 
+def test_wireframe_glb_holds_the_surface_and_every_edge_once_where_the_mesh_is(tmp_path):
+    box = trimesh.creation.box((0.4, 1.0, 0.2))
+    glb = export_mesh(box, tmp_path / "mesh.glb", height=2.0)[0].read_bytes()
+    wire = wireframe_glb(glb)
+    scene = trimesh.load(io.BytesIO(wire), file_type="glb")
+    (surface,) = [g for g in scene.geometry.values() if isinstance(g, trimesh.Trimesh)]
+    (lines,) = [g for g in scene.geometry.values() if isinstance(g, trimesh.path.Path3D)]
+    assert len(surface.faces) == 12
+    edges = {tuple(sorted(e)) for e in mesh_edges(surface.faces)}
+    assert len(edges) == 18  # 12 box edges + 6 face diagonals, each once
+    # in the GLB's world frame (--height: 2 m tall, standing on y = 0), as model-viewer frames the mesh
+    assert glb_summary(wire)["size_m"] == pytest.approx(glb_summary(glb)["size_m"], abs=0.01)  # + the lift
+    assert surface.bounds[0][1] == pytest.approx(0.0, abs=1e-6)
+    # the edges sit just outside the surface (lifted along the normals), so the surface hides the ones behind it
+    lift = np.linalg.norm(lines.vertices - lines.vertices.mean(0), axis=1).mean()
+    assert lift > np.linalg.norm(surface.vertices - surface.vertices.mean(0), axis=1).mean()
+    assert wireframe_glb(b"not a glb") is None
+
+
 def test_render_and_recon_write_index_and_recon_refuses_a_users_index(tmp_path):
     mesh = tmp_path / "box.glb"
     trimesh.creation.box((0.5, 0.8, 0.3)).export(mesh)
@@ -98,6 +117,7 @@ def test_render_and_recon_write_index_and_recon_refuses_a_users_index(tmp_path):
     assert run(["render", str(mesh), "--frames", "6", "--size", "48", "-o", str(views)]).exit_code == 0
     page = (views / INDEX).read_text()
     assert 'id="svd3d-model"' in page and "images/000.png" in page  # the rendered mesh, embedded; the views
+    assert 'id="svd3d-wireframe"' in page and "id=wireframe" in page  # its wireframe, and the switch
     assert json.loads((views / ".svd3d.json").read_text())["files"].get(INDEX)  # svd3d's, in the mark
 
     (views / INDEX).write_text("<p>my own page</p>")
@@ -185,6 +205,33 @@ def look(browser: Browser, url: str, shot: Path) -> dict:
     }
 
 
+def switch_wireframe(browser: Browser, shots: Path) -> list[dict]:
+    """On a loaded page: the viewer as it is, after ticking "wireframe", after unticking it. For each: the fraction
+    of the viewer's pixels that are near black and colourless (the edge lines; the mesh's dark blues are not),
+    plain light grey (the wireframe's surface), and that changed from the first picture."""
+    mv = "document.getElementById('mv')"
+    pictures = []
+    for step, view in enumerate(("mesh", "wireframe", "mesh")):
+        if step:
+            browser.eval("document.getElementById('wireframe').click()")
+            shown = f"{mv}.dataset.view === '{view}' && document.body.dataset.model === 'loaded'"
+            assert browser.wait_for(shown, 60), f"no {view} in 60 s; console: {browser.console}"
+        time.sleep(1.5)  # a few frames after the camera settles
+        png = browser.screenshot()
+        (shots / f"{step}-{view}.png").write_bytes(png)
+        x, y, w, h = rect(browser, "#mv")
+        pictures.append(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)[y : y + h, x : x + w])
+
+    def share(p: np.ndarray, low: int, high: int) -> float:  # colourless pixels with a mean in [low, high)
+        return float(((p.max(-1) - p.min(-1) < 40) & (p.mean(-1) >= low) & (p.mean(-1) < high)).mean())
+
+    return [
+        {"black": share(p, 0, 100), "grey": share(p, 120, 240),
+         "changed": float((np.abs(p - pictures[0]).sum(-1) > 60).mean())}
+        for p in pictures
+    ]  # fmt: skip
+
+
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="no chromium on PATH (apt-get install chromium)")
 
 
@@ -193,6 +240,7 @@ needs_chromium = pytest.mark.skipif(chromium() is None, reason="no chromium on P
 def test_chromium_shows_the_mesh_from_file_and_from_svd3d_view(orbit_folder, served, tmp_path):
     with Browser() as browser:
         from_file = look(browser, (orbit_folder / INDEX).resolve().as_uri(), tmp_path / "file.png")
+        wireframe = switch_wireframe(browser, tmp_path)
         from_server = look(browser, served[1], tmp_path / "served.png")
     for seen in (from_file, from_server):
         print({k: v for k, v in seen.items() if k != "src"})  # shown with -s: what the screenshot held
@@ -204,6 +252,10 @@ def test_chromium_shows_the_mesh_from_file_and_from_svd3d_view(orbit_folder, ser
         assert 0.05 < seen["object_fraction"] < 0.95 and seen["colours"] > 50, seen
     assert from_file["src"].startswith("blob:")  # file://: the GLB embedded in the page
     assert from_server["src"] == "mesh.glb"  # served: the file beside it
+    mesh, wire, back = wireframe
+    assert wire["black"] > mesh["black"] + 0.005, wireframe  # the edges: near-black lines over the object
+    assert wire["grey"] > mesh["grey"] + 0.02, wireframe  # its plain surface between them
+    assert wire["changed"] > 0.05 and back["changed"] < wire["changed"] / 3, wireframe  # and back to the mesh
 
 
 # ------------------------------------------------------------------------------------------------ Blender

@@ -40,6 +40,7 @@ from svd3d import defaults, media, outputs
 from svd3d.cameras import DEFAULT_FOV_DEG, Intrinsics, orbit_c2w
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
+from svd3d.eval import plots
 from svd3d.eval.metrics import compare_meshes
 from svd3d.eval.orbit import load_orbit_model, model_generator
 from svd3d.pipelines.common import check_positive
@@ -216,6 +217,26 @@ class AssetEval:
 
         outputs.check_file_replaceable(Path(path))
         media.write_json(Path(path), {"written_by": "svd3d eval asset", **self.to_dict()})
+
+    def plot_panels(self) -> list[plots.Panel]:
+        """Per object, bars of the field's and the hull's mesh (generated views) and the field on ground-truth
+        renders (the ceiling): Chamfer, volume IoU, normal consistency."""
+        groups = [o.name.split("#")[0] for o in self.objects]
+        panels = []
+        for metric in ("chamfer", "volume_iou", "normal_consistency"):
+            bars = {
+                m: [None if o.scores[m] is None else float(getattr(o.scores[m], metric)) for o in self.objects]
+                for m in METHODS
+            }
+            panels.append(plots.BarPanel(COLUMNS[metric], COLUMNS[metric].rstrip(" ↑↓"), groups, bars, LABELS))
+        return panels
+
+    def write_plot(self, path: str | Path) -> Path:
+        """The plot_panels() as a PNG at `path` (svd3d.eval.plots: checked, written atomically)."""
+        s = self.settings
+        title = (f"{self.model}: meshes of {len(self.objects)} held-out object(s) (seed {s['seed']}), {s['orbit']} "
+                 f"orbit, {s['faces']} faces")  # fmt: skip
+        return plots.write_plot(path, title, self.plot_panels(), "eval asset")
 
 
 # ------------------------------------------------------------------------------------------------- evaluate

@@ -48,7 +48,16 @@ from tqdm.auto import tqdm
 from svd3d import defaults, media, outputs
 from svd3d.cameras import Intrinsics, orbit_c2w
 from svd3d.errors import SVD3DError
-from svd3d.eval.orbit import ALPHA_FOREGROUND, BASELINES, OrbitEval, evaluate_orbit, foreground, load_orbit_model
+from svd3d.eval import plots
+from svd3d.eval.orbit import (
+    ALPHA_FOREGROUND,
+    BASELINES,
+    METHODS,
+    OrbitEval,
+    evaluate_orbit,
+    foreground,
+    load_orbit_model,
+)
 from svd3d.geometry import load_mesh
 from svd3d.image_metrics import mask_iou
 from svd3d.pipelines.common import check_positive
@@ -118,6 +127,21 @@ class FamilyEval:
             "iou_ceiling": self.iou_ceiling,
             "family_protocol": PROTOCOL,
         }
+
+    def plot_panels(self) -> list[plots.Panel]:
+        """PSNR and mask IoU of the model and both baselines, one group of bars per set."""
+        groups = list(self.sets)
+        panels = []
+        for metric, label in (("psnr", "PSNR (dB)"), ("mask_iou", "mask IoU")):
+            bars = {m: [float(getattr(r.mean[m], metric)) for r in self.sets.values()] for m in METHODS}
+            panels.append(plots.BarPanel(f"{label}, mean over views 1..T-1", label, groups, bars))
+        return panels
+
+    def write_plot(self, path: str | Path) -> Path:
+        """The plot_panels() as a PNG at `path` (svd3d.eval.plots: checked, written atomically)."""
+        model = next(iter(self.sets.values())).model
+        title = f"{model}: novel views per evaluation set, beside repeat-input and mean-image"
+        return plots.write_plot(path, title, self.plot_panels(), "eval orbit")
 
     def write_json(self, path: str | Path) -> None:
         outputs.check_file_replaceable(Path(path))

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from svd3d import defaults, media, outputs
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
+from svd3d.eval import plots
 from svd3d.eval.metrics import mean_scored_frame
 from svd3d.image import mask_from_white
 from svd3d.image_metrics import mask_iou, psnr, ssim
@@ -136,16 +137,22 @@ class Scores:
     mask_iou: float
 
 
-def score_views(pred, gt, gt_masks, lpips_score) -> Scores:
-    """pred (K, S, S, 3) or one (S, S, 3) view for all, gt (K, S, S, 3) float in [0, 1], gt_masks (K, S, S) bool."""
+def score_views(pred, gt, gt_masks, lpips_score) -> tuple[Scores, dict[str, list[float]]]:
+    """pred (K, S, S, 3) or one (S, S, 3) view for all, gt (K, S, S, 3) float in [0, 1], gt_masks (K, S, S) bool
+    -> (the means over the K views, each view's PSNR and mask IoU: {"psnr": [K], "mask_iou": [K]})."""
     pred = np.broadcast_to(pred, gt.shape)
     pred_masks = foreground(pred)
-    return Scores(
-        psnr=float(np.mean([psnr(p, g) for p, g in zip(pred, gt, strict=True)])),
+    views = {
+        "psnr": [float(psnr(p, g)) for p, g in zip(pred, gt, strict=True)],
+        "mask_iou": [float(mask_iou(p, g)) for p, g in zip(pred_masks, gt_masks, strict=True)],
+    }
+    means = Scores(
+        psnr=float(np.mean(views["psnr"])),
         ssim=float(np.mean([ssim(p, g) for p, g in zip(pred, gt, strict=True)])),
         lpips=None if lpips_score is None else float(np.mean(lpips_score(pred, gt))),
-        mask_iou=float(np.mean([mask_iou(p, g) for p, g in zip(pred_masks, gt_masks, strict=True)])),
+        mask_iou=float(np.mean(views["mask_iou"])),
     )
+    return means, views
 
 
 def _mean(scores: list[Scores]) -> Scores:
@@ -165,6 +172,8 @@ class ObjectEval:
 
     name: str
     scores: dict[str, Scores]  # method (METHODS) -> its mean over this object's views 1..T-1
+    azimuths: list[float] = field(default_factory=list)  # views 1..T-1, degrees
+    views: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method -> {"psnr", "mask_iou"} per view
 
 
 @dataclass(frozen=True)
@@ -226,9 +235,43 @@ class OrbitEval:
             "lpips": self.lpips or "measured",
             "mean": {m: asdict(s) for m, s in self.mean.items()},
             "margins": asdict(self.margins()),
-            "objects": [{"name": o.name, **{m: asdict(s) for m, s in o.scores.items()}} for o in self.objects],
+            "objects": [
+                {
+                    "name": o.name,
+                    **{m: asdict(s) for m, s in o.scores.items()},
+                    "azimuths": o.azimuths,
+                    "views": o.views,
+                }
+                for o in self.objects
+            ],  # fmt: skip
             "protocol": self.protocol,
         }
+
+    def plot_panels(self) -> list[plots.Panel]:
+        """Each scored view's PSNR and mask IoU around the orbit: a line per method at each view's mean azimuth
+        (the mean over objects), the model's single views as dots behind it."""
+        azimuths = np.array([o.azimuths for o in self.objects], np.float64)  # (N, T-1)
+        x = azimuths.mean(0)
+        panels = []
+        for metric, label in (("psnr", "PSNR (dB)"), ("mask_iou", "mask IoU")):
+            lines, capped = [], False
+            for method in METHODS:
+                values = np.array([o.views[method][metric] for o in self.objects], np.float64)  # (N, T-1)
+                if metric == "psnr":
+                    values, was = plots.capped_psnr(values)
+                    capped |= was
+                points = (azimuths.ravel(), values.ravel()) if method == "model" else None
+                lines.append(plots.Line(method, x, values.mean(0), points))
+            note = f", inf drawn at {plots.PSNR_CEILING:g}" if capped else ""
+            panels.append(plots.LinePanel(f"{label} by view{note}", "azimuth (degrees)", label, lines,
+                                          xticks=list(range(0, 361, 45))))  # fmt: skip
+        return panels
+
+    def write_plot(self, path: str | Path) -> Path:
+        """The plot_panels() as a PNG at `path` (svd3d.eval.plots: checked, written atomically)."""
+        title = (f"{self.model} on {self.data}: {len(self.objects)} object(s), views 1..{self.settings['views'] - 1} "
+                 f"at {self.settings['size']}px")  # fmt: skip
+        return plots.write_plot(path, title, self.plot_panels(), "eval orbit")
 
     def write_json(self, path: str | Path) -> None:
         """Write to_dict() to path, atomically; an existing file there must be svd3d's own (svd3d.outputs)."""
@@ -336,8 +379,9 @@ def evaluate_orbit(
             "repeat-input": frames[0].astype(np.float32) / 255.0,
             "mean-image": mean_image,
         }
-        scores = {m: score_views(p, gt, gt_masks, lpips_score) for m, p in predictions.items()}
-        results.append(ObjectEval(views.names[i], scores))
+        scored = {m: score_views(p, gt, gt_masks, lpips_score) for m, p in predictions.items()}
+        scores, per_view = {m: v[0] for m, v in scored.items()}, {m: v[1] for m, v in scored.items()}
+        results.append(ObjectEval(views.names[i], scores, azim[1:].tolist(), per_view))
 
     # 5. means over objects
     mean = {m: _mean([o.scores[m] for o in results]) for m in METHODS}

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from svd3d import defaults, media, outputs
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
+from svd3d.eval import plots
 from svd3d.eval.metrics import mean_scored_frame
 from svd3d.image_metrics import psnr, ssim
 from svd3d.models import SVDModel, load_model
@@ -52,6 +53,7 @@ class ClipEval:
     start_psnr: float  # generated frame 0 against the input
     motion_asked: float
     motion_made: float
+    frames: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method -> {"psnr", "ssim"} per frame
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,37 @@ class VideoEval:
         outputs.check_file_replaceable(Path(path))
         media.write_json(Path(path), {"written_by": "svd3d eval video", **self.to_dict()})
 
+    def plot_panels(self) -> list[plots.Panel]:
+        """PSNR and SSIM frame by frame (a line per method: the mean over clips; the model's single clips as dots
+        behind it), and the motion bucket each clip was made with against the one asked for."""
+        t = len(self.clips[0].frames["model"]["psnr"])
+        x = np.arange(1, t + 1, dtype=np.float64)
+        panels = []
+        for metric, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
+            lines, capped = [], False
+            for method in METHODS:
+                values = np.array([c.frames[method][metric] for c in self.clips], np.float64)  # (N, T-1)
+                if metric == "psnr":
+                    values, was = plots.capped_psnr(values)
+                    capped |= was
+                points = (np.tile(x, len(self.clips)), values.ravel()) if method == "model" else None
+                lines.append(plots.Line(method, x, values.mean(0), points))
+            note = f", inf drawn at {plots.PSNR_CEILING:g}" if capped else ""
+            panels.append(plots.LinePanel(f"{label} by frame{note}", "frame", label, lines,
+                                          xticks=x.tolist() if t <= 30 else None))  # fmt: skip
+        asked = np.array([c.motion_asked for c in self.clips])
+        made = np.array([c.motion_made for c in self.clips])
+        corr = self.motion_correlation
+        title = "motion bucket" + ("" if corr is None else f" (correlation {corr:.2f})")
+        panels.append(plots.ScatterPanel(title, "asked", "made (measured on the clip)", asked, made))
+        return panels
+
+    def write_plot(self, path: str | Path) -> Path:
+        """The plot_panels() as a PNG at `path` (svd3d.eval.plots: checked, written atomically)."""
+        s = self.settings
+        title = f"{self.model} on {self.data}: {len(self.clips)} clip(s), frames 1..{s['frames'] - 1} at {s['size']}px"
+        return plots.write_plot(path, title, self.plot_panels(), "eval video")
+
 
 def evaluate_video(
     model,
@@ -177,19 +210,22 @@ def evaluate_video(
         made = clip.frames  # (T, H, W, 3) float in [0, 1]
         real = frames.astype(np.float32) / 255.0
         predictions = {"model": made[1:], "repeat-input": real[0], "mean-image": mean_image}
-        scores_psnr, scores_ssim = {}, {}
+        per_frame = {}  # method -> {"psnr": [T-1], "ssim": [T-1]}
         for method, pred in predictions.items():
             pred = np.broadcast_to(pred, real[1:].shape)
-            scores_psnr[method] = float(np.mean([psnr(p, g) for p, g in zip(pred, real[1:], strict=True)]))
-            scores_ssim[method] = float(np.mean([ssim(p, g) for p, g in zip(pred, real[1:], strict=True)]))
+            per_frame[method] = {
+                "psnr": [float(psnr(p, g)) for p, g in zip(pred, real[1:], strict=True)],
+                "ssim": [float(ssim(p, g)) for p, g in zip(pred, real[1:], strict=True)],
+            }
         results.append(
             ClipEval(
                 name=dataset.names[i],
-                psnr=scores_psnr,
-                ssim=scores_ssim,
+                psnr={m: float(np.mean(v["psnr"])) for m, v in per_frame.items()},
+                ssim={m: float(np.mean(v["ssim"])) for m, v in per_frame.items()},
                 start_psnr=float(psnr(made[0], real[0])),
                 motion_asked=asked,
                 motion_made=float(motion_bucket(clip.frames_uint8())),
+                frames=per_frame,
             )
         )
 

@@ -184,8 +184,11 @@ def generate_orbit(
     # 4. preprocess: segment the object, centre it on white at object_fraction, resize to the model size
     #    (preprocess=False: the image already is the conditioning image and is only checked)
     with timer("preprocess"):
+        named = str(image) if isinstance(image, str | Path) else None  # messages name the file
         try:
-            prepared = prepare_object(pil, side, object_fraction) if preprocess else as_conditioning(pil, side)
+            prepared = (
+                prepare_object(pil, side, object_fraction, name=named) if preprocess else as_conditioning(pil, side)
+            )
         except SVD3DError as err:
             if made is None:
                 raise

@@ -19,13 +19,15 @@ Fitting, one readable loop (`fit_field`):
     the hull are skipped; only samples that matter read the colour grid; composited on white;
   - loss: photometric MSE + `mask_weight` x MSE(accumulated opacity, mask) + total variation on a random block;
     Adam on the raw grids;
-  - generated views drift from view to view: with `align` (off by default: on the generated-view benchmark it
-    helped drifted views but did not pay its way on clean ones yet, see benchmarks/recon_generated.py), after the first (coarse) stage each view but
-    the trusted ones (the input view) is registered with the coarse field's render of it by a 2D similarity
-    (svd3d.recon.align; the coarse field is the views' consensus) and the finer stages fit the aligned views;
-    with `appearance`, each such view also gets a gain and an offset per channel mapping the field's colour onto
-    the view's, fitted with the grids (kept small by `appearance_prior`); `fitted_views` applies both to the
-    views for the texture bake.
+  - generated views drift from view to view (the object shifts, scales and turns by a percent or two): with `warp`
+    (off by default, see its field) each view but the trusted ones (the input view) gets a 2D similarity (shift, scale, turn about
+    the image centre) fitted jointly with the grids: each pixel's target colour and mask are read bilinearly from
+    its view at the warped position, so the warps get gradients from the images, and a small prior keeps views
+    where the others do not pull them. The field is the views' consensus; each view moves onto it. (`align`, the
+    older lever, registers each view once with the coarse field's render instead; off.) With `appearance`, each
+    such view also gets a gain and an offset per channel mapping the field's colour onto the view's, fitted with
+    the grids (kept small by `appearance_prior`); `fitted_views` applies warps and colour to the views for the
+    texture bake.
 
 Gradients reach the grids without a dense autograd graph: the interpolated raw values at the samples are the
 autograd leaves, and their gradients are scattered into persistent grid-gradient buffers by index_add (PyTorch's
@@ -72,6 +74,10 @@ class FieldSettings:
     rays: int = 2048  # rays per step
     step_ratio: float = 0.5  # ray-marching step, in voxels of the current grid
     hull_dilation: int = 2  # hull voxels added around the visual hull, so the true surface lies inside it
+    # `svd3d recon` bounds the field by the hull of silhouettes widened by this fraction of the image side (the
+    # trusted input view's exact), so a view that drifted cannot cut the object (svd3d.recon.hull, tolerance); 0:
+    # the exact hull (the default until `warp` pays on clean views too: the two go together)
+    hull_tolerance: float = 0.0
     init_density: float = 150.0  # initial density inside the visual hull, per world unit (outside: ~0)
     lr_density: float = 0.1  # Adam learning rate of the raw density grid
     lr_color: float = 0.1  # Adam learning rate of the raw colour grid
@@ -86,7 +92,10 @@ class FieldSettings:
     lr_appearance: float = 0.02  # Adam learning rate of the per-view colour corrections
     appearance_prior: float = 0.005  # weight of their squared size: colours only move where the views disagree
     align: bool = False  # after the first stage, align each view (2D similarity) to the field's render of it
-    warp: bool = False  # fit a 2D similarity per view (trusted views fixed) jointly with the grids
+    # fit a 2D similarity per view (trusted views fixed) jointly with the grids. Off: with hull_tolerance 0.01 it
+    # took mild Chamfer from 0.0160 to 0.0108 (Duck), 0.0230 to 0.0189 (bunny) and 0.0578 to 0.0564 (BoxTextured) on
+    # benchmarks/recon_generated.py, but clean BoxTextured from about 0.028 to 0.0468: not yet understood
+    warp: bool = False
     lr_warp: float = 1e-3  # Adam learning rate of the per-view similarities (shift as a fraction of the side, etc.)
     warp_prior: float = 1e-3  # weight of their squared size: views move only as far as the others ask
     seed: int = 0  # RNG seed: same views, hull, settings and seed give the same field (on one device)

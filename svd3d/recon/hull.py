@@ -12,8 +12,8 @@ all is dropped. ``outside="empty"`` instead treats the space outside every frame
 
 Generated views drift a little from view to view, and a hull is an intersection: every drifted silhouette cuts.
 `carve_visual_hull` can keep voxels that miss a few silhouettes (`max_misses`) or miss them by less than a band
-(`tolerance`), with trusted views (`hard_views`, the input view) still exact. `svd3d recon` reads RECON_MAX_MISSES
-and RECON_TOLERANCE (both 0, exact, by default: on simulated generated views the field did not gain from them).
+(`tolerance`), with trusted views (`hard_views`, the input view) still exact. `svd3d recon` bounds its radiance
+field by such a tolerant hull (FieldSettings.hull_tolerance); its hull method and the floor use the exact one.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     import trimesh
 
 Outside = Literal["unknown", "empty"]
-RECON_MAX_MISSES = 0  # `svd3d recon`'s max_misses: silhouettes a voxel may fall outside (see carve_visual_hull)
-RECON_TOLERANCE = 0.0  # `svd3d recon`'s tolerance: how far (fraction of the image side) a voxel may miss a mask
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from svd3d.devices import resolve_device
 from svd3d.errors import SVD3DError
 from svd3d.image_metrics import psnr
 from svd3d.recon import align as align_module
-from svd3d.recon import hull as hull_module
 from svd3d.recon.align import align_silhouettes, warp_views
 from svd3d.recon.export import check_height, export_mesh, files_written, parse_formats
 from svd3d.recon.extract import extract_mesh
@@ -142,37 +141,39 @@ def reconstruct(
             moved = np.hypot(alignment[:, 0], alignment[:, 1])
             log.info("aligned the silhouettes: views moved by up to %.1f px (mean %.1f), scaled by up to %.1f%%",
                      moved.max(), moved.mean(), 100 * np.abs(np.expm1(alignment[:, 2])).max())  # fmt: skip
+    field_settings = FieldSettings(seed=seed).for_views(max(views.intrinsics.width, views.intrinsics.height))
     with timer("hull"):
-        # generated views drift by a percent or two; hull.py's RECON_TOLERANCE / RECON_MAX_MISSES let a voxel miss
-        # the other views' silhouettes a little (never the trusted input view's); both 0 (exact) by default:
-        # benchmarks/recon_generated.py measured no gain for the field from them
-        hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution,
-                                 max_misses=hull_module.RECON_MAX_MISSES, tolerance=hull_module.RECON_TOLERANCE,
-                                 hard_views=np.flatnonzero(views.weights > 1))  # fmt: skip
+        hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution)
         if not hull.occupancy.any():
             raise SVD3DError(f"the views in {folder} share no volume: their cameras do not match the images")
         # no view sees below the lowest silhouette rim: the hull's wedge there is a guess; a flat cut is a better one
-        # (found on the exact hull: in the tolerant one, a view drifted down finds the band below the object)
-        exact = hull
-        if hull_module.RECON_TOLERANCE > 0 or hull_module.RECON_MAX_MISSES > 0:
-            exact = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution)
-        floor = lowest_rim_height(exact if exact.occupancy.any() else hull, views.masks, views.c2w, views.intrinsics)
+        floor = lowest_rim_height(hull, views.masks, views.c2w, views.intrinsics)
         if floor is not None:
             before = int(hull.occupancy.sum())
             hull = cut_below(hull, floor)
             log.info("floor: the lowest silhouette rim is at y = %.4f; cut %d hull voxels below it", floor,
                      before - int(hull.occupancy.sum()))  # fmt: skip
+        # the field's bound: generated views drift by a percent or two, and a hull is an intersection, so every
+        # drifted silhouette cuts the others' geometry away. The field is bounded by the hull of the silhouettes
+        # widened by FieldSettings.hull_tolerance (the trusted input view's stays exact); its mask loss and its
+        # per-view warps find the surface inside
+        bound = hull
+        if method == "field" and field_settings.hull_tolerance > 0:
+            bound = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution,
+                                      tolerance=field_settings.hull_tolerance,
+                                      hard_views=np.flatnonzero(views.weights > 1))  # fmt: skip
+            bound = cut_below(bound, floor) if floor is not None else bound
 
     # 4. the surface
-    size = max(views.intrinsics.width, views.intrinsics.height)  # the work below scales with what the views hold
+    size = max(views.intrinsics.width, views.intrinsics.height)  # the work scales with what the views hold
     bake_views = views  # the views the texture is baked from
     with timer("fit"):
         if method == "hull":
             mesh = hull.to_mesh()
         elif method == "field":
             # small views (the bundled models' 64 px) hold no more than a coarse grid can fit: the stages that
-            # would only upsample them are cut (FieldSettings.for_views)
-            field = fit_field(views, hull, FieldSettings(seed=seed).for_views(size), device=str(dev), progress=progress)
+            # would only upsample them are cut (FieldSettings.for_views, above)
+            field = fit_field(views, bound, field_settings, device=str(dev), progress=progress)
             mesh = extract_mesh(field)
             bake_views = fitted_views(views, field)  # each view's drift and colour undone, as the fit found them
             if field.view_alignment is not None:

@@ -2,15 +2,17 @@
 
 `write_index(folder)` describes what a folder holds: the input image, the turntable clip (or, for a folder of
 video frames, the frames played in turn), the views with their azimuth / elevation (transforms.json), the mesh in
-an interactive 3D viewer (orbit, zoom, auto-rotate, texture on / off; its size in metres and face count, read from
-the GLB itself), and the settings and quality numbers of run.json / recon.json. `write_batch_index(root)` lists a
+an interactive 3D viewer (orbit, zoom, auto-rotate, texture on / off, wireframe on / off; its size in metres and
+face count, read from the GLB itself), and the settings and quality numbers of run.json / recon.json. `write_batch_index(root)` lists a
 batch's items (ROOT/results.jsonl), each linking to its own index.html.
 
 The page works offline, from file:// and from any static server: the viewer script (@google/model-viewer's UMD
 build, vendored beside this file with its licence) is inlined as a classic script, and the GLB is embedded too,
 because Chromium refuses fetch() of file:// URLs from a file:// page; over http(s) the page loads the mesh file
-beside it instead. Every string that comes from a file or a path is HTML-escaped. This module reads JSON and writes
-text: no torch, no trimesh.
+beside it instead. model-viewer has no wireframe mode, so the page also embeds `wireframe_glb(mesh)`, a small GLB
+of the mesh's edges (a LINES primitive) over its plain surface, and the wireframe switch shows it in the mesh's
+place at the same camera. Every string that comes from a file or a path is HTML-escaped. This module reads JSON
+and GLB buffers (numpy) and writes text: no torch, no trimesh.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import html
 import json
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
+
+import numpy as np
 
 from svd3d.errors import SVD3DError
 from svd3d.outputs import atomic_file
@@ -79,28 +84,56 @@ def _node_matrix(node: dict) -> list[list[float]]:
     return [[rot[r][c] * scale[c] for c in range(3)] + [(tx, ty, tz)[r]] for r in range(3)] + [[0, 0, 0, 1]]
 
 
+def _glb_chunks(data: bytes) -> tuple[dict, bytes] | None:
+    """A GLB's JSON tree and its BIN chunk (b"" when it has none); None when `data` is not a GLB."""
+    if len(data) < 20 or data[:4] != b"glTF":
+        return None
+    length, kind = struct.unpack_from("<I4s", data, 12)
+    if kind != b"JSON":
+        return None
+    try:
+        tree = json.loads(data[20 : 20 + length])
+    except ValueError:
+        return None
+    binary, at = b"", 20 + length
+    if at + 8 <= len(data):
+        size, kind = struct.unpack_from("<I4s", data, at)
+        binary = data[at + 8 : at + 8 + size] if kind == b"BIN\0" else b""
+    return (tree, binary) if isinstance(tree, dict) else None
+
+
+def _mesh_nodes(tree: dict) -> Iterator[tuple[dict, list[list[float]]]]:
+    """Each mesh of the default scene (or of every root node) with its world transform, a row-major 4x4."""
+    meshes, nodes = tree.get("meshes", []), tree.get("nodes", [])
+
+    def visit(index: int, parent: list[list[float]]):
+        node = nodes[index]
+        world = _mat_mul(parent, _node_matrix(node))
+        if "mesh" in node:
+            yield meshes[node["mesh"]], world
+        for child in node.get("children", []):
+            yield from visit(child, world)
+
+    identity = [[float(r == c) for c in range(4)] for r in range(4)]
+    scenes = tree.get("scenes", [])
+    roots = scenes[tree.get("scene", 0)].get("nodes", []) if scenes else range(len(nodes))
+    for root in roots:
+        yield from visit(root, identity)
+
+
 def glb_summary(data: bytes) -> dict:
     """What a GLB holds, read from its JSON chunk: triangles, vertices, materials, textures, and the axis-aligned
     size in metres (from each POSITION accessor's min / max, which glTF requires, through the node transforms).
     Empty when `data` is not a GLB."""
-    if len(data) < 20 or data[:4] != b"glTF":
+    chunks = _glb_chunks(data)
+    if chunks is None:
         return {}
-    length, kind = struct.unpack_from("<I4s", data, 12)
-    if kind != b"JSON":
-        return {}
-    try:
-        tree = json.loads(data[20 : 20 + length])
-    except ValueError:
-        return {}
-    accessors, meshes, nodes = tree.get("accessors", []), tree.get("meshes", []), tree.get("nodes", [])
+    tree = chunks[0]
+    accessors = tree.get("accessors", [])
     faces = vertices = 0
     lo, hi = [float("inf")] * 3, [float("-inf")] * 3
-
-    def visit(index: int, parent: list[list[float]]) -> None:
-        nonlocal faces, vertices
-        node = nodes[index]
-        world = _mat_mul(parent, _node_matrix(node))
-        for prim in meshes[node["mesh"]].get("primitives", []) if "mesh" in node else []:
+    for mesh, world in _mesh_nodes(tree):
+        for prim in mesh.get("primitives", []):
             pos = accessors[prim["attributes"]["POSITION"]]
             vertices += pos.get("count", 0)
             if prim.get("mode", 4) == 4:
@@ -111,14 +144,6 @@ def glb_summary(data: bytes) -> dict:
                     q = [sum(world[r][c] * p[c] for c in range(3)) + world[r][3] for r in range(3)]
                     lo[:] = [min(a, b) for a, b in zip(lo, q, strict=True)]
                     hi[:] = [max(a, b) for a, b in zip(hi, q, strict=True)]
-        for child in node.get("children", []):
-            visit(child, world)
-
-    identity = [[float(r == c) for c in range(4)] for r in range(4)]
-    scenes = tree.get("scenes", [])
-    roots = scenes[tree.get("scene", 0)].get("nodes", []) if scenes else range(len(nodes))
-    for root in roots:
-        visit(root, identity)
     size = [round(b - a, 4) for a, b in zip(lo, hi, strict=True)] if faces or vertices else None
     return {
         "faces": faces,
@@ -129,6 +154,146 @@ def glb_summary(data: bytes) -> dict:
         "min_m": [round(a, 4) for a in lo] if size else None,
         "bytes": len(data),
     }
+
+
+# ------------------------------------------------------------------------------------------------ the wireframe
+
+COMPONENTS = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}  # glTF componentType -> dtype
+WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+SURFACE_GREY, EDGE_GREY = [0.82, 0.82, 0.8, 1.0], [0.05, 0.05, 0.08, 1.0]  # linear RGBA
+EDGE_LIFT = 0.002  # of the mesh's diagonal: edges drawn this far out along the normals, just over the surface
+
+
+def _accessor(tree: dict, binary: bytes, index: int) -> np.ndarray | None:
+    """An accessor's values, (count, width), or None for what this reader leaves out (sparse, no buffer view,
+    quantised or normalised components)."""
+    acc = tree["accessors"][index]
+    dtype = COMPONENTS.get(acc.get("componentType"))
+    if "sparse" in acc or "bufferView" not in acc or dtype is None or acc.get("normalized"):
+        return None
+    view = tree["bufferViews"][acc["bufferView"]]
+    width, count = WIDTHS[acc["type"]], acc["count"]
+    item = np.dtype(dtype).itemsize
+    stride = view.get("byteStride") or item * width
+    offset = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
+    if count and offset + stride * (count - 1) + item * width > len(binary):
+        return None
+    values = np.ndarray((count, width), dtype, buffer=binary, offset=offset, strides=(stride, item))
+    return np.array(values)
+
+
+def _triangles(data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every triangle primitive of a GLB in world coordinates: vertices (V, 3) float32 and faces (F, 3) int64, or
+    None when it holds none this reader can read."""
+    chunks = _glb_chunks(data)
+    if chunks is None:
+        return None
+    tree, binary = chunks
+    vertices, faces, base = [], [], 0
+    for mesh, world in _mesh_nodes(tree):
+        for prim in mesh.get("primitives", []):
+            if prim.get("mode", 4) != 4 or "POSITION" not in prim.get("attributes", {}):
+                continue
+            pos = _accessor(tree, binary, prim["attributes"]["POSITION"])
+            if pos is None or pos.dtype != np.float32:
+                return None
+            if "indices" in prim:
+                idx = _accessor(tree, binary, prim["indices"])
+                if idx is None:
+                    return None
+                idx = idx.reshape(-1, 3).astype(np.int64)
+            else:
+                idx = np.arange(len(pos) // 3 * 3, dtype=np.int64).reshape(-1, 3)
+            m = np.asarray(world, np.float64)
+            vertices.append((pos @ m[:3, :3].T + m[:3, 3]).astype(np.float32))  # (V, 3) world
+            faces.append(idx + base)
+            base += len(pos)
+    if not faces or not sum(len(f) for f in faces):
+        return None
+    return np.concatenate(vertices), np.concatenate(faces)
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) unit normals: the area-weighted sum of each vertex's face normals (zero for a vertex on none)."""
+    a, b, c = (vertices[faces[:, i]].astype(np.float64) for i in range(3))
+    face = np.cross(b - a, c - a)  # (F, 3), length = twice the area
+    normals = np.zeros((len(vertices), 3))
+    for i in range(3):
+        np.add.at(normals, faces[:, i], face)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+
+
+def mesh_edges(faces: np.ndarray) -> np.ndarray:
+    """The edges of triangles `faces` (F, 3): (E, 2) vertex pairs, each edge once, smaller index first."""
+    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    return np.unique(np.sort(pairs, axis=1), axis=0)
+
+
+def wireframe_glb(data: bytes) -> bytes | None:
+    """The wireframe of a GLB's triangle meshes as a small GLB of its own: the surface in plain light grey and
+    every edge once as a LINES primitive in near black, lifted `EDGE_LIFT` of the diagonal out along the vertex
+    normals so the surface hides the edges behind it. In world coordinates (the node transforms applied), so a
+    viewer frames it as it frames the mesh. None when `data` is not a GLB of triangles this reader can read."""
+    mesh = _triangles(data)
+    if mesh is None:
+        return None
+    vertices, faces = mesh
+    vertices, inverse = np.unique(vertices, axis=0, return_inverse=True)  # one vertex where UV seams split it
+    faces = inverse.reshape(-1)[faces]
+    edges = mesh_edges(faces)
+    diagonal = float(np.linalg.norm(vertices.max(0) - vertices.min(0)))
+    lifted = (vertices + _vertex_normals(vertices, faces) * EDGE_LIFT * diagonal).astype(np.float32)
+
+    # one buffer: surface positions, edge positions, triangle indices, line indices (each a multiple of 4 bytes)
+    index, component = (np.uint16, 5123) if len(vertices) < 65535 else (np.uint32, 5125)
+    pad = [np.zeros(-(faces.size * 2) % 4 // 2, index)] if index == np.uint16 else []
+    blobs = [vertices.astype(np.float32), lifted, np.concatenate([faces.reshape(-1).astype(index), *pad]),
+             edges.reshape(-1).astype(index)]  # fmt: skip
+    views, offset, binary = [], 0, b""
+    for i, blob in enumerate(blobs):
+        raw = blob.tobytes()
+        views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(raw),
+                      "target": 34962 if i < 2 else 34963})  # fmt: skip
+        binary += raw
+        offset += len(raw)
+    views[2]["byteLength"] = faces.size * np.dtype(index).itemsize  # without the padding
+
+    def positions(view: int, values: np.ndarray) -> dict:
+        return {"bufferView": view, "componentType": 5126, "count": len(values), "type": "VEC3",
+                "min": values.min(0).tolist(), "max": values.max(0).tolist()}  # fmt: skip
+
+    primitives = [
+        {"attributes": {"POSITION": 0}, "indices": 2, "mode": 4, "material": 0},  # the surface: triangles
+        {"attributes": {"POSITION": 1}, "indices": 3, "mode": 1, "material": 1},  # the edges: lines
+    ]
+    surface = {"baseColorFactor": SURFACE_GREY, "metallicFactor": 0.0, "roughnessFactor": 1.0}
+    materials = [
+        {"name": "surface", "pbrMetallicRoughness": surface, "doubleSided": True},
+        {"name": "edges", "pbrMetallicRoughness": {"baseColorFactor": EDGE_GREY, "metallicFactor": 0.0}},
+    ]
+    tree = {
+        "asset": {"version": "2.0", "generator": "svd3d viewer (wireframe)"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"name": "wireframe", "mesh": 0}],
+        "meshes": [{"primitives": primitives}],
+        "materials": materials,
+        "accessors": [
+            positions(0, vertices),
+            positions(1, lifted),
+            {"bufferView": 2, "componentType": component, "count": faces.size, "type": "SCALAR"},
+            {"bufferView": 3, "componentType": component, "count": edges.size, "type": "SCALAR"},
+        ],
+        "bufferViews": views,
+        "buffers": [{"byteLength": len(binary)}],
+    }
+    text = json.dumps(tree, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    total = 12 + 8 + len(text) + 8 + len(binary)
+    return (struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(text), b"JSON") + text
+            + struct.pack("<I4s", len(binary), b"BIN\0") + binary)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ page parts
@@ -156,29 +321,51 @@ VIEWER_JS = """
   if (!mv) { document.body.dataset.model = 'none'; return; }
   const status = document.getElementById('mv-status');
   const say = (state, text) => { document.body.dataset.model = state; status.textContent = text; };
-  const file = mv.dataset.file, embedded = document.getElementById('svd3d-model');
+  const blob = (id) => {  // a GLB embedded in the page as base64, as a blob: URL
+    const el = document.getElementById(id);
+    if (!el) return null;
+    const text = atob(el.textContent.trim()), bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    return URL.createObjectURL(new Blob([bytes], {type: 'model/gltf-binary'}));
+  };
+  const file = mv.dataset.file;
   let src = null;
   if (file && location.protocol !== 'file:') src = file;  // served: the mesh file beside this page
-  else if (embedded) {  // file:// (fetch of file:// URLs is refused): the copy embedded in this page
-    const text = atob(embedded.textContent.trim()), bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    src = URL.createObjectURL(new Blob([bytes], {type: 'model/gltf-binary'}));
-  }
+  else src = blob('svd3d-model');  // file:// (fetch of file:// URLs is refused): the copy embedded in this page
   if (!src) { say('unavailable', 'this page does not embed the mesh; serve the folder: svd3d view FOLDER'); return; }
-  let textures = null;
+  const wire = blob('svd3d-wireframe'), wireBox = document.getElementById('wireframe');
+  const textureBox = document.getElementById('texture');
+  let textures = null, camera = null;
+  wireBox.disabled = !wire;
   mv.addEventListener('load', () => {
+    const showing = mv.src === wire ? 'wireframe' : 'mesh';
+    mv.dataset.view = showing;
+    if (camera) {  // the same view of the object in either model
+      mv.cameraOrbit = camera.orbit; mv.cameraTarget = camera.target; mv.fieldOfView = camera.fov;
+      mv.jumpCameraToGoal();
+    }
+    if (showing === 'wireframe') { say('loaded', 'wireframe: every edge of the mesh over its plain surface'); return; }
     const d = mv.getDimensions();
     mv.dataset.size = [d.x, d.y, d.z].map(v => v.toFixed(3)).join(' x ');
     textures = mv.model ? mv.model.materials.map(m => m.pbrMetallicRoughness.baseColorTexture.texture) : [];
+    showTexture();
     say('loaded', 'loaded: ' + mv.dataset.size + ' m (viewer\\'s measure)');
-    document.title = 'loaded - ' + document.title;
+    if (!document.title.startsWith('loaded')) document.title = 'loaded - ' + document.title;
   });
   mv.addEventListener('error', (e) => say('error', 'the viewer could not load the mesh: ' + (e.detail && e.detail.type)));
   document.getElementById('rotate').addEventListener('change', (e) => { mv.autoRotate = e.target.checked; });
-  document.getElementById('texture').addEventListener('change', (e) => {
-    if (!mv.model || !textures) return;
+  const showTexture = () => {
+    if (!mv.model || !textures || mv.dataset.view !== 'mesh') return;
     mv.model.materials.forEach((m, i) => m.pbrMetallicRoughness.baseColorTexture.setTexture(
-      e.target.checked ? textures[i] : null));
+      textureBox.checked ? textures[i] : null));
+  };
+  textureBox.addEventListener('change', showTexture);
+  wireBox.addEventListener('change', (e) => {
+    camera = {orbit: mv.getCameraOrbit().toString(), target: mv.getCameraTarget().toString(),
+              fov: mv.getFieldOfView() + 'deg'};
+    textureBox.disabled = e.target.checked;
+    say('loading', e.target.checked ? 'loading the wireframe ...' : 'loading the mesh ...');
+    mv.src = e.target.checked ? wire : src;
   });
   say('loading', 'loading the mesh ...');
   mv.src = src;
@@ -252,10 +439,15 @@ def _model_section(folder: Path, model: bytes | None, model_note: str) -> str:
     embed = ""
     if len(model) <= EMBED_LIMIT:
         embed = f'<script type="application/octet-stream" id="svd3d-model">{base64.b64encode(model).decode()}</script>'
+        wire = wireframe_glb(model)
+        if wire is not None:
+            embed += (f'<script type="application/octet-stream" id="svd3d-wireframe">'
+                      f"{base64.b64encode(wire).decode()}</script>")  # fmt: skip
     note = f"<p class=note>{_e(model_note)}</p>" if model_note else ""
     return f"""<section class=wide><h2>Mesh</h2>
 <div class=controls><label><input type=checkbox id=rotate checked> auto-rotate</label>
 <label><input type=checkbox id=texture checked> texture</label>
+<label><input type=checkbox id=wireframe> wireframe</label>
 <span class=note>drag to orbit, scroll or pinch to zoom, right-drag to pan</span></div>
 <model-viewer id=mv data-file="{_url(name) if name else ""}" camera-controls auto-rotate interaction-prompt=none
  shadow-intensity=0.6 exposure=1.0 alt="the reconstructed mesh"></model-viewer>
