@@ -557,7 +557,9 @@ def model_card(recipe: Recipe, model: SVDModel, step: int, record: dict, data) -
         "",
         (
             "Metrics: `svd3d eval orbit --model <this folder> --data <held-out dataset>` prints novel-view PSNR / SSIM "
-            "/ mask IoU beside the repeat-input and mean-image baselines."
+            "/ mask IoU beside the repeat-input and mean-image baselines; `--family procedural --family held-out` "
+            "scores it on pictures framed by `svd3d orbit`'s preprocessing, the held-out family made of kinds no "
+            "training run has."
             if m.kind == "orbit"
             else "Metrics: `svd3d eval video --model <this folder> --data <held-out dataset>` prints PSNR / SSIM "
             "against the real clips beside the repeat-input and mean-image baselines, and how well the motion follows "
