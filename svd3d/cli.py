@@ -14,7 +14,7 @@ import click
 
 import svd3d
 from svd3d import app as web_app
-from svd3d import batch, defaults, media, viewer
+from svd3d import batch, defaults, media, signals, viewer
 from svd3d.errors import SVD3DError
 from svd3d.eval.plots import check_plot
 from svd3d.image import parse_size
@@ -26,35 +26,34 @@ NOTHING_WRITTEN = "nothing was written, and an earlier output there is as it was
 def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
     """Call the API; user errors become one line on stderr and exit code 2. Ctrl-C, and SIGTERM (kill, timeout, a
     cluster's scheduler), unwind the job the same way (staged outputs are removed) and exit 130 / 143 with a line
-    saying what was `left`."""
+    saying what was `left`; an error a library raised while being interrupted is reported as the interruption."""
     from diffusers.utils import logging as diffusers_logging  # imported here: `--help` stays instant
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
-    terminated = []
+    with signals.caught() as received:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt as err:
+            if isinstance(err, InterruptedAfterWriting):  # it arrived as the finished output was put in place
+                left = f"{err} was complete and is in place"
+            _interrupted(received, left)
+        except (SVD3DError, OSError) as err:
+            if received:  # e.g. a native module interrupted as it loaded reports "initialization failed"
+                _interrupted(received, left)
+            if isinstance(err, SVD3DError):
+                click.echo(f"error: {err}", err=True)
+            else:  # the machine refused a write (disk full, permissions changed during the job)
+                where = f" {err.filename}" if err.filename else ""
+                click.echo(f"error: cannot write{where}: {err.strerror or err}; {NOTHING_WRITTEN}", err=True)
+            sys.exit(2)
 
-    def on_sigterm(signum, frame):
-        terminated.append(signum)
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        return fn(*args, **kwargs)
-    except SVD3DError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt as err:
-        if isinstance(err, InterruptedAfterWriting):  # it arrived as the finished output was put in place
-            left = f"{err} was complete and is in place"
-        click.echo(f"{'terminated' if terminated else 'interrupted'}: {left}", err=True)
-        sys.exit(143 if terminated else 130)
-    except OSError as err:  # the machine refused a write (disk full, permissions changed during the job)
-        where = f" {err.filename}" if err.filename else ""
-        click.echo(f"error: cannot write{where}: {err.strerror or err}; {NOTHING_WRITTEN}", err=True)
-        sys.exit(2)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _interrupted(received: list[int], left: str) -> None:
+    terminated = signal.SIGTERM in received
+    click.echo(f"{'terminated' if terminated else 'interrupted'}: {left}", err=True)
+    sys.exit(143 if terminated else 130)
 
 
 def _size(ctx, param, value):
@@ -797,19 +796,15 @@ def view(folder: Path, port: int, no_browser: bool) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/{viewer.INDEX}"
     click.echo(f"serving {folder} at {url} (Ctrl-C stops)")
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
     if not no_browser and _graphical():
         threading.Timer(0.2, webbrowser.open, (url,)).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
-    finally:
-        server.server_close()
-        signal.signal(signal.SIGTERM, previous)
+    with signals.caught():
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("stopped")
+        finally:
+            server.server_close()
 
 
 @main.command()
@@ -838,16 +833,11 @@ def app(port: int, host: str, no_browser: bool, models: tuple[str, ...], dtype: 
                                           browser=not no_browser and _graphical()))  # fmt: skip
     click.echo(f"svd3d app at {running.url} (outputs in {running.root}; Ctrl-C stops)")
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        running.wait()
-    except KeyboardInterrupt:
-        click.echo("stopped")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with signals.caught():
+        try:
+            running.wait()
+        except KeyboardInterrupt:
+            click.echo("stopped")
 
 
 @main.command("models")

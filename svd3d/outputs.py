@@ -26,11 +26,11 @@ import inspect
 import json
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from svd3d import signals
 from svd3d.errors import SVD3DError
 
 MARK = ".svd3d.json"
@@ -404,34 +404,6 @@ def holds_output(pick: Callable[[dict], str | Path | None]):
 # ------------------------------------------------------------------------------------------------ writing
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold back SIGINT / SIGTERM (delivered when the block ends), so a few renames happen all or none.
-
-    Held at the Python level: a signal's Python handler always runs in the main thread, but the OS may hand the
-    signal to any thread that does not block it (torch's and tqdm's threads), so blocking it in this thread alone
-    (pthread_sigmask) would still raise KeyboardInterrupt between two renames."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    pending: list[int] = []
-    wanted = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.getsignal(signum) for signum in wanted}
-    for signum in wanted:
-        if previous[signum] is not None:  # None: a handler not set from Python; leave it be
-            signal.signal(signum, lambda signum, frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            if handler is not None:
-                signal.signal(signum, handler)
-        for signum in dict.fromkeys(pending):
-            signal.raise_signal(signum)
-
-
 class InterruptedAfterWriting(KeyboardInterrupt):
     """Ctrl-C / SIGTERM that arrived while a finished output was being put in place: that output is complete."""
 
@@ -442,7 +414,7 @@ def _putting_in_place(out: Path) -> Iterator[None]:
     delivered after them as InterruptedAfterWriting, so the job can say truthfully that `out` was written."""
     done = False
     try:
-        with signals_held():
+        with signals.held():
             yield
             done = True
     except KeyboardInterrupt:

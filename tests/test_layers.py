@@ -14,7 +14,7 @@ PACKAGE = ROOT / "svd3d"
 
 # bottom to top; a module may import its own layer and the ones below it
 LAYERS = [
-    {"errors", "version", "defaults"},
+    {"errors", "version", "defaults", "signals"},
     {
         "outputs",
         "devices",

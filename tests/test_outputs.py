@@ -722,17 +722,14 @@ def test_signal_between_the_two_renames_of_the_swap(signame, tmp_path, monkeypat
     """Ctrl-C / SIGTERM landing between `out -> .old` and `staging -> out`, in a process with other threads (torch's
     and tqdm's are there in every real job: the OS may hand them the signal): the swap completes (the new output in
     place, whole) or never starts; never an output moved aside, and no hidden `.old` folder left behind."""
-    from svd3d import outputs
+    from svd3d import outputs, signals
 
     out = tmp_path / "out"
     with outputs.replacing(out, "test") as tmp:
         (tmp / "a.txt").write_text("earlier")
     signum = SIGNALS[signame][0]
-
-    def as_the_cli_does(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, as_the_cli_does)
+    as_the_cli_does = signals.caught()
+    as_the_cli_does.__enter__()
     idle = threading.Event()
     other = threading.Thread(target=idle.wait, daemon=True)
     other.start()
@@ -752,10 +749,46 @@ def test_signal_between_the_two_renames_of_the_swap(signame, tmp_path, monkeypat
                 (tmp / "a.txt").write_text("new")
     finally:
         monkeypatch.undo()
-        signal.signal(signal.SIGTERM, previous)
+        as_the_cli_does.__exit__(None, None, None)
         idle.set()
     assert (out / "a.txt").read_text() == "new" and (out / MARK).is_file()
     assert hidden(tmp_path) == [], f"left behind: {hidden(tmp_path)}"
+
+
+def test_a_native_module_is_not_interrupted_while_it_loads(tmp_path, monkeypatch):
+    """Ctrl-C while a module loads mid-job (open3d, xatlas: native extensions that would turn it into ImportError
+    'initialization failed') is delivered once the module is loaded, as the interruption it is."""
+    from svd3d import signals
+
+    (tmp_path / "slow_to_load.py").write_text("import time\ntime.sleep(0.5)\nLOADED = True\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    with signals.caught() as received:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            signals.import_whole("slow_to_load")
+    assert sys.modules.pop("slow_to_load").LOADED and received == [signal.SIGINT]
+
+
+@pytest.mark.parametrize("signame", list(SIGNALS))
+def test_an_error_raised_while_being_interrupted_is_reported_as_the_interruption(signame, capsys):
+    """A library that catches the KeyboardInterrupt and raises its own error (pybind11's 'initialization failed')
+    must not turn Ctrl-C / SIGTERM into 'error: ... install it' and exit 2."""
+    from svd3d import cli as svd3d_cli
+    from svd3d.errors import SVD3DError
+
+    signum, code, last = SIGNALS[signame]
+
+    def job():
+        try:
+            signal.raise_signal(signum)
+        except KeyboardInterrupt:
+            raise SVD3DError("rendering needs open3d (pip install open3d): initialization failed") from None
+
+    with pytest.raises(SystemExit) as exited:
+        svd3d_cli._run(job)
+    assert exited.value.code == code
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(last)
 
 
 @pytest.mark.parametrize("at", ["preview"])  # also "recon.json" (the last write before the mark): same failure

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from svd3d import signals
 from svd3d.errors import SVD3DError
 from svd3d.geometry.surface import CREASE_DEG
 
@@ -18,7 +19,7 @@ EDGE_DEPTH_JUMP = 0.02  # relative depth change between neighbouring pixels that
 def import_open3d():
     """Import open3d lazily (it is slow to load), with an error naming the fix for the usual headless failure."""
     try:
-        import open3d
+        open3d = signals.import_whole("open3d")
     except (ImportError, OSError) as err:
         if "libusb" in str(err):
             raise SVD3DError(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svd3d import signals
 from svd3d.errors import SVD3DError
 from svd3d.geometry import SRGB_DECODE, encode_srgb, import_open3d, raycasting_scene
 
@@ -164,8 +165,9 @@ def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
     A mesh already within the budget is returned unchanged (a copy). Vertex colours are carried over from the
     nearest point of the original surface; a UV texture becomes vertex colours (unwrap and bake after this).
     """
-    import fast_simplification
     import trimesh
+
+    fast_simplification = signals.import_whole("fast_simplification")  # native: see svd3d.signals
 
     faces = check_faces(faces)
     mesh = mesh.copy()

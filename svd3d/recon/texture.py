@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svd3d import signals
 from svd3d.cameras import grid_rays, pixel_grid
 from svd3d.errors import SVD3DError
 from svd3d.geometry import (
@@ -98,7 +99,8 @@ def unwrap(mesh: trimesh.Trimesh, *, size: int = DEFAULT_TEXTURE_SIZE, padding: 
     unwrapping; simplification drops UVs.
     """
     import trimesh
-    import xatlas
+
+    xatlas = signals.import_whole("xatlas")  # native: not to be interrupted while it initialises
 
     # 1. check inputs
     _check_size(size, padding)
