@@ -16,9 +16,9 @@ from svd3d.version import __version__
 _API = frozenset({
     "generate_video", "generate_orbit", "generate_asset", "reconstruct", "reconstruct_into", "render_orbit",
     "export_mesh", "load_model", "train", "build_dataset", "convert_checkpoint", "evaluate_mesh",
-    "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries", "check_mesh_options",
-    "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
-    "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel",
+    "evaluate_orbit", "evaluate_video", "evaluate_asset", "evaluate_camera", "run_batch", "model_entries",
+    "lora_entries", "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult",
+    "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "CameraEval", "SVDModel",
 })  # fmt: skip
 
 __all__ = ["SVD3DError", "__version__", *sorted(_API)]

@@ -26,13 +26,14 @@ from svd3d.cameras import build_orbit
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.eval.asset import AssetEval, evaluate_asset
+from svd3d.eval.camera import CameraEval, evaluate_camera
 from svd3d.eval.metrics import MeshScores, compare_meshes
 from svd3d.eval.orbit import OrbitEval, evaluate_orbit
 from svd3d.eval.video import VideoEval, evaluate_video
 from svd3d.geometry import load_mesh, set_ray_threads
 from svd3d.models import SVDModel, load_model
 from svd3d.models.diffusers_io import save_diffusers
-from svd3d.models.registry import RegistryEntry, entries
+from svd3d.models.registry import RegistryEntry, adapter_entries, entries
 from svd3d.pipelines.common import check_positive, ready_model
 from svd3d.pipelines.orbit import OrbitResult, generate_orbit, write_orbit_folder
 from svd3d.pipelines.video import VideoResult, generate_video
@@ -52,9 +53,9 @@ from svd3d.training.videos import load_video_folder
 __all__ = [
     "generate_video", "generate_orbit", "generate_asset", "reconstruct", "reconstruct_into", "render_orbit",
     "export_mesh", "load_model", "train", "build_dataset", "convert_checkpoint", "evaluate_mesh",
-    "evaluate_orbit", "evaluate_video", "evaluate_asset", "run_batch", "model_entries", "check_mesh_options",
-    "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
-    "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "SVDModel",
+    "evaluate_orbit", "evaluate_video", "evaluate_asset", "evaluate_camera", "run_batch", "model_entries",
+    "lora_entries", "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "OrbitResult", "VideoResult",
+    "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "VideoEval", "AssetEval", "CameraEval", "SVDModel",
 ]  # fmt: skip
 
 # reconstruct's keyword arguments that choose the mesh (an orbit job's own options are the others)
@@ -208,6 +209,11 @@ def model_entries() -> dict[str, RegistryEntry]:
     return entries()
 
 
+def lora_entries() -> dict[str, Path]:
+    """The bundled LoRA adapters `--lora` (and `loras=`) accept by name: name -> folder."""
+    return adapter_entries()
+
+
 @outputs.holds_output(lambda args: args["out_dir"])
 def convert_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, *, config: str | Path | None = None, dtype: str = "float32"
@@ -267,10 +273,12 @@ def build_dataset(
     frames: int | None = None,
     seed: int = defaults.DATA_SEED,
     workers: int = 1,
+    camera: str = "any",
 ) -> DatasetResult:
     """Build a training dataset into the folder `output`: `procedural` objects or `meshes` from a `source` folder
     (GLB/OBJ/PLY/STL) rendered along SV3D orbits; synthetic `clips`; or `videos` cut from a `source` folder.
-    `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14].
+    `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14]; `camera` (clips): restrict
+    the camera's motion to one kind (svd3d.training.clips.CAMERA_MOTIONS: static, pan-left, zoom-in, ...).
 
     `meshes` builds resume where they stopped, share the cores among `workers` processes, and under torchrun /
     accelerate launch take this rank's share of the meshes; the process that finishes last assembles the dataset
@@ -291,6 +299,8 @@ def build_dataset(
             raise SVD3DError(f"--count is for procedural / clips datasets; {kind} uses every file in {source}")
     if workers != 1 and kind != "meshes":
         raise SVD3DError(f"--workers is for meshes datasets; drop it for {kind}")
+    if camera != "any" and kind != "clips":
+        raise SVD3DError(f"--camera is for clips datasets; drop it for {kind}")
     sized = {"size": size} | ({"frames": frames} if frames is not None else {})
     check_dataset_output(out)  # before any work
     if kind == "meshes":  # resumable, shardable: each process locks only to assemble (training.meshes)
@@ -306,7 +316,7 @@ def build_dataset(
         if kind == "procedural":
             procedural_orbit_dataset(count, out, settings=RenderOrbitSettings(**sized), seed=seed)
         elif kind == "clips":
-            synthetic_clips(count, **sized, seed=seed).save(out)
+            synthetic_clips(count, **sized, seed=seed, camera=camera).save(out)
         else:
             load_video_folder(source, **sized).save(out)
     return DatasetResult(out, load_dataset(out))

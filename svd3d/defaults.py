@@ -11,6 +11,7 @@ from __future__ import annotations
 SEED = 23  # the noise is drawn on the CPU from this seed, so a seed means the same output on every device
 DTYPE = "auto"  # float16 on CUDA, float32 elsewhere
 DEVICE = "auto"  # the first CUDA device, else Apple's mps, else the CPU
+LORA_MODE = "fuse"  # LoRA adapters added into the weights (full speed); "separate": run beside them (PEFT layers)
 
 # orbits (svd3d orbit, svd3d render)
 ORBIT = "auto"  # svd3d orbit: "dynamic" when its views are meshed and the model takes cameras (SV3D_p), else "static"
