@@ -323,7 +323,6 @@ def test_cli_lora_errors_exit_2_before_any_work(tmp_path, tiny_orbit_model, imag
 def test_the_flow_measure_recovers_known_pans_and_zooms():
     """A scene with no shapes, the camera panning / zooming at known rates: the affine fit of the dense flow gives
     the picture's motion (the opposite of the camera's) and 2 ln(zoom) divergence per frame, within 3%."""
-    pytest.importorskip("cv2")
     from svd3d.eval.flow import global_motion
     from svd3d.training.clips import random_scene, render_scene
 
@@ -336,7 +335,6 @@ def test_the_flow_measure_recovers_known_pans_and_zooms():
 
 
 def test_camera_restricted_clips_keep_the_scene_and_move_as_named():
-    pytest.importorskip("cv2")
     from svd3d.eval.camera import moves_as
     from svd3d.eval.flow import global_motion
     from svd3d.training.clips import synthetic_clips
@@ -353,7 +351,6 @@ def test_camera_restricted_clips_keep_the_scene_and_move_as_named():
 
 
 def test_eval_camera_measures_base_and_each_adapter(tmp_path, tiny_video_model):
-    pytest.importorskip("cv2")
     from svd3d.eval.camera import evaluate_camera
 
     adapter = random_adapter(tmp_path / "a", tiny_video_model.unet, record={"camera": "pan-left"})
