@@ -358,6 +358,9 @@ def test_eval_camera_measures_base_and_each_adapter(tmp_path, tiny_video_model):
     assert [v.name for v in result.variants] == ["base", f"{adapter} x0.5"]
     assert result.variants[1].camera == "pan-left" and result.variants[1].as_named is not None
     table = result.table()
-    assert "| base |" in table and "(pan-left)" in table
+    assert "| base |" in table and "(pan-left)" in table and "/2 |" in table
+    delta = result.versus_base(result.variants[1])
+    base_x = np.array([c.flow_x for c in result.variants[0].clips])
+    np.testing.assert_allclose(delta, np.array([c.flow_x for c in result.variants[1].clips]) - base_x)
     result.write_json(tmp_path / "camera.json")
     assert json.loads((tmp_path / "camera.json").read_text())["variants"][1]["mean"]["speed"] >= 0

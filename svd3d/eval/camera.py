@@ -11,10 +11,14 @@ Protocol, stated once:
 - Motion: per clip, the affine field that best fits the dense optical flow between consecutive frames (OpenCV
   Farnebäck), averaged over the frame pairs: the picture centre's flow x / y (px per frame; x > 0: the picture moves
   right, as in a pan left) and the divergence (relative growth per frame, x 100 in the table; > 0: zooming in).
-  Reported: means over the clips, the mean speed |(x, y)|, and the share of clips whose motion is the named one
-  (`moves as named`, for adapters that record their camera motion): pans, the flow along the pan's direction
-  above MOVING px / frame; zooms, the divergence beyond ZOOMING in the zoom's sense; static, speed below MOVING and
-  |divergence| below ZOOMING.
+  Reported: means over the clips, the mean speed |(x, y)|, and for adapters that record their camera motion:
+  - `moves as named`: the share of clips whose motion is the named one: pans, the flow along the pan's direction
+    above MOVING px / frame; zooms, the divergence beyond ZOOMING in the zoom's sense; static, speed below MOVING
+    and |divergence| below ZOOMING;
+  - `vs base`: paired with the base model's clip of the same input and seed, how much more of the named motion the
+    adapter's clip has (`named_motion`, px / frame: the flow along a pan, a zoom's divergence times half the frame
+    width, i.e. the flow it makes at the frame's edge, or for static minus both), as a mean and as the number of
+    inputs where it is more.
 """
 
 from __future__ import annotations
@@ -62,6 +66,18 @@ def moves_as(motion: GlobalMotion, camera: str) -> bool:
     raise ValueError(f"no test for camera motion {camera!r}")
 
 
+def named_motion(motion: GlobalMotion, camera: str, half_width: float) -> float:
+    """How much of the camera motion `camera` a clip has, px / frame (module docstring, `vs base`)."""
+    if camera in PAN_FLOW:
+        dx, dy = PAN_FLOW[camera]
+        return motion.flow_x * dx + motion.flow_y * dy
+    if camera in ZOOM_SIGN:
+        return motion.divergence * ZOOM_SIGN[camera] * half_width
+    if camera == "static":
+        return -(motion.speed + abs(motion.divergence) * half_width)
+    raise ValueError(f"no measure for camera motion {camera!r}")
+
+
 @dataclass(frozen=True)
 class VariantMotion:
     name: str  # "base", or the adapter as named (with its scale)
@@ -86,6 +102,15 @@ class CameraEval:
     settings: dict
     protocol: str = field(default=PROTOCOL, repr=False)
 
+    def versus_base(self, variant: VariantMotion) -> np.ndarray | None:
+        """Per input, the adapter's named motion minus the base model's (px / frame); None without a named one."""
+        if variant.camera in (None, "any") or self.variants[0].camera is not None:
+            return None
+        half = self.settings["size"] / 2
+        mine = [named_motion(c, variant.camera, half) for c in variant.clips]
+        base = [named_motion(c, variant.camera, half) for c in self.variants[0].clips]
+        return np.array(mine) - np.array(base)
+
     def table(self) -> str:
         s = self.settings
         lines = [
@@ -93,13 +118,15 @@ class CameraEval:
             f"{self.inputs}",
             "",
             "| variant | flow x (px/frame) | flow y (px/frame) | divergence (%/frame) | speed (px/frame) | "
-            "moves as named |",
-            "|---|---|---|---|---|---|",
+            "moves as named | named motion vs base (px/frame) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for v in self.variants:
             named = "" if v.as_named is None else f"{v.as_named:.0%} ({v.camera})"
+            delta = self.versus_base(v)
+            versus = "" if delta is None else f"{delta.mean():+.3f}, more in {int((delta > 0).sum())}/{len(delta)}"
             lines.append(f"| {v.name} | {v.mean('flow_x'):+.3f} | {v.mean('flow_y'):+.3f} | "
-                         f"{100 * v.mean('divergence'):+.2f} | {v.mean('speed'):.3f} | {named} |")  # fmt: skip
+                         f"{100 * v.mean('divergence'):+.2f} | {v.mean('speed'):.3f} | {named} | {versus} |")  # fmt: skip
         lines += ["", "flow x > 0: the picture moves right (the camera pans left); divergence > 0: zooming in"]
         return "\n".join(lines)
 
@@ -110,6 +137,7 @@ class CameraEval:
             "settings": self.settings,
             "variants": [
                 {"name": v.name, "camera": v.camera, "as_named": v.as_named,
+                 "versus_base": None if self.versus_base(v) is None else self.versus_base(v).tolist(),
                  "mean": {k: v.mean(k) for k in ("flow_x", "flow_y", "divergence", "speed", "residual")},
                  "clips": [asdict(c) for c in v.clips]}
                 for v in self.variants
