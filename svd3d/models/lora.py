@@ -287,8 +287,8 @@ def check_adapters_fit(unet: torch.nn.Module, adapters: Sequence[Adapter], model
             except AttributeError:
                 layer = None
             if not isinstance(layer, torch.nn.Linear):
-                raise SVD3DError(f"LoRA {adapter.source} does not fit model {model_name}: it adapts {module}, which "
-                                 f"the model has no linear layer named{trained}")  # fmt: skip
+                raise SVD3DError(f"LoRA {adapter.source} does not fit model {model_name}: it adapts {module}, a "
+                                 f"linear layer the model does not have{trained}")  # fmt: skip
             want = (layer.in_features, layer.out_features)
             if (a.shape[1], b.shape[0]) != want:
                 raise SVD3DError(f"LoRA {adapter.source} does not fit model {model_name}: it adapts {module} as "
