@@ -364,3 +364,19 @@ def test_eval_camera_measures_base_and_each_adapter(tmp_path, tiny_video_model):
     np.testing.assert_allclose(delta, np.array([c.flow_x for c in result.variants[1].clips]) - base_x)
     result.write_json(tmp_path / "camera.json")
     assert json.loads((tmp_path / "camera.json").read_text())["variants"][1]["mean"]["speed"] >= 0
+
+
+def test_bundled_adapters_are_small_documented_and_fit_tiny_video(tiny_video):
+    """Every bundled adapter: found by name, under 1 MB, a card that reports its measurement, trained on tiny-video
+    for the camera motion its name says, and it fits tiny-video."""
+    from svd3d.models.registry import adapter_entries
+
+    bundled = adapter_entries()
+    assert "tiny-video-pan-left" in bundled
+    for name, folder in bundled.items():
+        adapter = read_adapter(name)
+        assert adapter.path == folder / ADAPTER_FILE and adapter.size < 1_000_000
+        assert adapter.record["base_model"] == "tiny-video" and name.endswith(adapter.record["camera"])
+        card = (folder / "README.md").read_text()
+        assert f"# {name}" in card and "svd3d eval camera" in card and "## What it does, measured" in card
+        check_adapters_fit(tiny_video.unet, [adapter], "tiny-video")
