@@ -17,9 +17,9 @@ _API = frozenset({
     "generate_video", "generate_orbit", "generate_asset", "generate_image", "reconstruct", "reconstruct_into",
     "render_orbit", "export_mesh", "load_model", "prepare_model", "train", "build_dataset", "curate_videos",
     "convert_checkpoint", "evaluate_mesh", "evaluate_orbit", "evaluate_families", "evaluate_video", "evaluate_asset",
-    "run_batch", "model_entries", "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "CurateResult",
-    "OrbitResult", "VideoResult", "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "FamilyEval", "VideoEval",
-    "AssetEval", "SVDModel", "MadeImage",
+    "evaluate_camera", "run_batch", "model_entries", "lora_entries", "check_mesh_options", "AssetResult",
+    "OrbitRender", "DatasetResult", "CurateResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
+    "MeshScores", "OrbitEval", "FamilyEval", "VideoEval", "AssetEval", "CameraEval", "SVDModel", "MadeImage",
 })  # fmt: skip
 
 __all__ = ["SVD3DError", "__version__", *sorted(_API)]

@@ -28,6 +28,7 @@ from svd3d.cameras import build_orbit
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.eval.asset import AssetEval, evaluate_asset
+from svd3d.eval.camera import CameraEval, evaluate_camera
 from svd3d.eval.family import FamilyEval, evaluate_families
 from svd3d.eval.metrics import MeshScores, compare_meshes
 from svd3d.eval.orbit import OrbitEval, evaluate_orbit
@@ -35,7 +36,7 @@ from svd3d.eval.video import VideoEval, evaluate_video
 from svd3d.geometry import load_mesh, set_ray_threads
 from svd3d.models import SVDModel, load_model
 from svd3d.models.diffusers_io import save_diffusers
-from svd3d.models.registry import RegistryEntry, entries
+from svd3d.models.registry import RegistryEntry, adapter_entries, entries
 from svd3d.pipelines.common import check_positive, ready_model
 from svd3d.pipelines.orbit import OrbitResult, generate_orbit, write_orbit_folder
 from svd3d.pipelines.text import MadeImage, text_request, text_to_image
@@ -65,9 +66,9 @@ __all__ = [
     "generate_video", "generate_orbit", "generate_asset", "generate_image", "reconstruct", "reconstruct_into",
     "render_orbit", "export_mesh", "load_model", "prepare_model", "train", "build_dataset", "curate_videos",
     "convert_checkpoint", "evaluate_mesh", "evaluate_orbit", "evaluate_families", "evaluate_video", "evaluate_asset",
-    "run_batch", "model_entries", "check_mesh_options", "AssetResult", "OrbitRender", "DatasetResult", "CurateResult",
-    "OrbitResult", "VideoResult", "ReconResult", "TrainResult", "MeshScores", "OrbitEval", "FamilyEval", "VideoEval",
-    "AssetEval", "SVDModel", "MadeImage",
+    "evaluate_camera", "run_batch", "model_entries", "lora_entries", "check_mesh_options", "AssetResult",
+    "OrbitRender", "DatasetResult", "CurateResult", "OrbitResult", "VideoResult", "ReconResult", "TrainResult",
+    "MeshScores", "OrbitEval", "FamilyEval", "VideoEval", "AssetEval", "CameraEval", "SVDModel", "MadeImage",
 ]  # fmt: skip
 
 # reconstruct's keyword arguments that choose the mesh (an orbit job's own options are the others)
@@ -262,6 +263,11 @@ def model_entries() -> dict[str, RegistryEntry]:
     return entries()
 
 
+def lora_entries() -> dict[str, Path]:
+    """The bundled LoRA adapters `--lora` (and `loras=`) accept by name: name -> folder."""
+    return adapter_entries()
+
+
 @outputs.holds_output(lambda args: args["out_dir"])
 def convert_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, *, config: str | Path | None = None, dtype: str = "float32"
@@ -323,10 +329,12 @@ def build_dataset(
     workers: int = 1,
     look: OrbitLook | Mapping | None = None,
     shapes: ProceduralSettings | Literal["basic", "varied"] | None = None,
+    camera: str = "any",
 ) -> DatasetResult:
     """Build a training dataset into the folder `output`: `procedural` objects or `meshes` from a `source` folder
     (GLB/OBJ/PLY/STL) rendered along SV3D orbits; synthetic `clips`; or `videos` cut from a `source` folder.
-    `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14].
+    `count` (procedural, clips): how many; `frames`: per orbit [21] or clip [14]; `camera` (clips): restrict
+    the camera's motion to one kind (svd3d.training.clips.CAMERA_MOTIONS: static, pan-left, zoom-in, ...).
 
     Orbit datasets: `look` (svd3d.training.data.OrbitLook, or a dict of its fields: orbits, elevation_range, light,
     material, framing, object_fraction; default tiny-orbit's) says how each object is shown; procedural ones also what objects are made of, `shapes`: "basic"
@@ -355,6 +363,8 @@ def build_dataset(
         raise SVD3DError(f"light, material, framing and elevations are for orbit datasets; drop them for {kind}")
     if shapes is not None and kind != "procedural":
         raise SVD3DError(f"--shapes is for procedural datasets (meshes bring their own); drop it for {kind}")
+    if camera != "any" and kind != "clips":
+        raise SVD3DError(f"--camera is for clips datasets; drop it for {kind}")
     if isinstance(look, Mapping):
         unknown = sorted(set(look) - {f.name for f in fields(OrbitLook)})
         if unknown:
@@ -385,7 +395,7 @@ def build_dataset(
         if kind == "procedural":
             procedural_orbit_dataset(count, out, settings=RenderOrbitSettings(**sized), generator=shapes, seed=seed)
         elif kind == "clips":
-            synthetic_clips(count, **sized, seed=seed).save(out)
+            synthetic_clips(count, **sized, seed=seed, camera=camera).save(out)
         else:
             load_video_folder(source, **sized).save(out)
     return DatasetResult(out, load_dataset(out))

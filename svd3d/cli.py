@@ -157,6 +157,20 @@ def _batch_options(options: dict) -> dict:
     return {k: v for k, v in options.items() if k not in TEXT_OPTIONS or (v is not None and k != "t2i_suffix")}
 
 
+def _lora_options(fn):
+    """--lora (repeatable) and --lora-mode, shared by `svd3d video` and `svd3d orbit`."""
+    fn = click.option(
+        "--lora-mode", type=click.Choice(["fuse", "separate"]), default=defaults.LORA_MODE, show_default=True,
+        help="fuse: add the adapters into the weights (full speed); separate: run them beside the weights as PEFT "
+        "LoRA layers. The same output.",
+    )(fn)  # fmt: skip
+    return click.option(
+        "--lora", "loras", multiple=True, metavar="ADAPTER[:SCALE]",
+        help="A LoRA adapter (PEFT format): a bundled name (svd3d models), an adapter folder or a .safetensors file, "
+        "with its scale [1]; repeatable, e.g. --lora tiny-video-pan-left:0.8 --lora zoom.safetensors.",
+    )(fn)  # fmt: skip
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, metavar="[IMAGE...]", type=click.Path(path_type=Path))
 @_text_options(defaults.T2I_VIDEO_SUFFIX, "")
@@ -178,6 +192,7 @@ def _batch_options(options: dict) -> dict:
 @click.option("--forward-chunking", is_flag=True, help="Chunk the UNet's feed-forward layers (less memory).")
 @click.option("--offload", is_flag=True, help="Keep only the active network on the GPU (least memory, slower).")
 @_config
+@_lora_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output .mp4, .gif, .webp, or a folder for PNG frames [<image name>.mp4, or the prompt's first "
                    "words]; with several inputs a folder for their clips [out].")  # fmt: skip
@@ -344,6 +359,7 @@ def _square(ctx, param, value):
 @_device
 @click.option("--offload", is_flag=True, help="Keep only the active network on the GPU (least memory, slower).")
 @_config
+@_lora_options
 @click.option("--no-mesh", is_flag=True, help="Stop after the views (no reconstruction).")
 @_recon_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
@@ -609,6 +625,27 @@ def eval_video(model: str | None, data: Path, json_out: Path | None, plot: Path 
     _evaluation(lambda: svd3d.evaluate_video(model, data, **options), json_out, plot)
 
 
+@evaluate.command("camera")
+@_model
+@click.option("--lora", "loras", multiple=True, metavar="ADAPTER[:SCALE]",
+              help="A LoRA adapter to measure against the base model (repeatable; each is measured alone).")  # fmt: skip
+@click.option("--images", type=int, default=16, show_default=True, help="Held-out input pictures.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Use the first frames of this clip dataset's clips instead of generated held-out pictures.")  # fmt: skip
+@click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
+@click.option("--seed", type=int, default=defaults.EVAL_SEED, show_default=True,
+              help="Seed of input 0; input i uses seed + i (the same in every variant).")  # fmt: skip
+@_dtype
+@_device
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every number (means, per clip, settings, protocol) to this JSON file.")  # fmt: skip
+def eval_camera(model: str | None, json_out: Path | None, **options) -> None:
+    """Measure the camera motion of a video model's clips without and with each --lora adapter on held-out
+    pictures: the dense optical flow's mean motion x / y and divergence (zoom), and how often each adapter's clips
+    move as it says (pan, zoom, static). Needs OpenCV: pip install 'svd3d[flow]'. Prints a table."""
+    _evaluation(lambda: svd3d.evaluate_camera(model, **options), json_out)
+
+
 @main.command()
 @click.argument("mesh", type=click.Path(path_type=Path))
 @click.option("--orbit", type=click.Choice(["static", "dynamic"]), default=defaults.RENDER_ORBIT, show_default=True)
@@ -683,7 +720,7 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
     )
     last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
     click.echo(f"trained to step {result.step} ({result.steps_per_second:.2f} steps/s{last}); "
-               f"model: {result.model_dir}")  # fmt: skip
+               f"{result.model_dir.name}: {result.model_dir}")  # fmt: skip
 
 
 @main.command()
@@ -712,6 +749,9 @@ def train(recipe: Path, output: Path, overrides: tuple[str, ...], device: str, s
 @click.option("--shapes", type=click.Choice(["basic", "varied"]), default=None,
               help="procedural: tiny-orbit's objects, or every training kind (more primitives, thin parts, "
                    "deformations, dots and gradients, random colours, up to 6 parts) [basic].")  # fmt: skip
+@click.option("--camera", type=click.Choice(["any", "static", "pan-left", "pan-right", "pan-up", "pan-down",
+                                             "zoom-in", "zoom-out"]), default="any", show_default=True,
+              help="clips: restrict the camera's motion to one kind (data for camera-motion LoRAs).")  # fmt: skip
 def data(kind: str, source: Path | None, output: Path, **options) -> None:
     """Build a training dataset: `procedural` objects or `meshes` from a SOURCE folder (GLB/OBJ/PLY/STL) rendered
     along SV3D orbits; synthetic `clips`; or `videos` cut from a SOURCE folder of clips.
@@ -845,6 +885,8 @@ def list_models() -> None:
     """List the model names --model accepts besides paths and hub ids."""
     for entry in _run(svd3d.model_entries).values():
         click.echo(f"{entry.name:20s} {entry.kind:6s} {entry.description}")
+    for name, folder in _run(svd3d.lora_entries).items():
+        click.echo(f"{name:20s} {'lora':6s} bundled LoRA adapter (--lora {name}), {folder}")
     click.echo("also: a diffusers folder, an sgm .safetensors (svd, svd_xt, sv3d_u, sv3d_p) or a hub id")
 
 

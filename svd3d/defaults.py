@@ -11,6 +11,7 @@ from __future__ import annotations
 SEED = 23  # the noise is drawn on the CPU from this seed, so a seed means the same output on every device
 DTYPE = "auto"  # float16 on CUDA, float32 elsewhere
 DEVICE = "auto"  # the first CUDA device, else Apple's mps, else the CPU
+LORA_MODE = "fuse"  # LoRA adapters added into the weights (full speed); "separate": run beside them (PEFT layers)
 
 # text to image (svd3d video / orbit --prompt ... --t2i-model ...): the conditioning image is made by a diffusers
 # text-to-image pipeline, seeded with SEED. Steps and guidance suit one family of models and not another (Stable

@@ -71,6 +71,11 @@ def entries() -> dict[str, RegistryEntry]:
     return found
 
 
+def adapter_entries() -> dict[str, Path]:
+    """Bundled LoRA adapters (assets/models/<name>/adapter_config.json, svd3d.models.lora): name -> folder."""
+    return {folder.parent.name: folder.parent for folder in sorted(ASSETS.glob("*/adapter_config.json"))}
+
+
 DEFAULT_MODELS = {"video": "tiny-video", "orbit": "tiny-orbit"}  # bundled defaults, once trained and shipped
 
 

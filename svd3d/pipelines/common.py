@@ -20,6 +20,7 @@ from svd3d.devices import device_memory
 from svd3d.errors import SVD3DError
 from svd3d.models import RELEASED_WIDTHS, SVDModel, Widths, check_kind, load_model, model_widths
 from svd3d.models.attention import use_single_key_cross_attention
+from svd3d.models.lora import LORA_MODES
 from svd3d.models.registry import DEFAULT_MODELS, default_model
 from svd3d.runinfo import Timer
 
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 def check_positive(name: str, value, flag: str) -> None:
     if value is not None and value <= 0:
         raise SVD3DError(f"{name} must be a positive number, got {value}; set {flag} to 1 or more")
+
+
+def check_lora_mode(mode: str) -> None:
+    if mode not in LORA_MODES:
+        raise SVD3DError(f"--lora-mode must be fuse or separate, got {mode!r}")
 
 
 def check_guidance(min_guidance, max_guidance) -> None:

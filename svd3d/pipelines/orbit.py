@@ -6,6 +6,7 @@ replaced by the input."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, load_image, mask_bbox, mask_from_white, to_tensor
 from svd3d.models import SVDModel
+from svd3d.models.lora import applied_adapters, check_adapters_fit, read_adapters
 from svd3d.pipelines.common import (
     check_guidance,
+    check_lora_mode,
     check_memory,
     check_positive,
     encode_sample_decode,
@@ -50,6 +53,7 @@ class OrbitSettings:
     dtype: str
     device: str
     offload: bool
+    lora_mode: str  # how LoRA adapters are applied: fuse or separate (run.json's "loras" lists them)
 
 
 @dataclass
@@ -96,6 +100,8 @@ def generate_orbit(
     device: str = defaults.DEVICE,
     offload: bool = False,
     config: str | Path | None = None,
+    loras: Sequence = (),
+    lora_mode: str = defaults.LORA_MODE,
     output: str | Path | None = None,
     progress: bool = True,
     meshed: bool = False,
@@ -115,6 +121,8 @@ def generate_orbit(
     image first (svd3d.pipelines.text, seeded with `seed`); `t2i_suffix` (default: one whole object on a plain white
     background, svd3d.defaults) is appended to the prompt so that the object can be found. That image is written
     as prompt.png and goes through the same preprocessing as a photo.
+
+    `loras` / `lora_mode`: LoRA adapters applied to the UNet for this job, as `generate_video` takes them.
     """
     timer = Timer()
 
@@ -126,6 +134,8 @@ def generate_orbit(
     check_guidance(min_guidance, max_guidance)
     if size is not None:
         check_size(size, size)
+    check_lora_mode(lora_mode)
+    adapters = read_adapters(loras)
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         outputs.check_replaceable(out_path)
@@ -139,6 +149,7 @@ def generate_orbit(
     # 2. load the model and check it is an orbit model
     with timer("load"):
         model = ready_model(model, "orbit", torch_dtype, dev, offload, config)
+    check_adapters_fit(model.unet, adapters, model.source)
     info = model.info
     names = model.unet.vector_names
     has_camera = "azimuths_rad" in names
@@ -168,6 +179,7 @@ def generate_orbit(
         dtype=str(torch_dtype).removeprefix("torch."),
         device=str(dev),
         offload=offload,
+        lora_mode=lora_mode,
     )
     log.info("orbit: %s, %s orbit of %d views at %dpx, %d steps, %s on %s", info.name, orbit_name, T, side,
              settings.num_steps, settings.dtype, dev)  # fmt: skip
@@ -201,22 +213,23 @@ def generate_orbit(
     vector = orbit_vector(names, elevs, azims, perm, settings.cond_aug, info.azimuth_sign)[None]  # (1, T, F)
 
     # 6. encode (CLIP on the clean image, the VAE on it with cond_aug noise), sample with triangle guidance (lowest
-    #    next to the input view, highest behind), decode in chunks
-    model_frames = encode_sample_decode(
-        model,
-        pixels,
-        vector,
-        cond_aug=settings.cond_aug,
-        steps=settings.num_steps,
-        min_guidance=settings.min_guidance,
-        max_guidance=settings.max_guidance,
-        decode_chunk=settings.decode_chunk,
-        seed=seed,
-        offload=offload,
-        timer=timer,
-        progress=progress,
-        what="views",
-    )  # (T, S, S, 3), model order
+    #    next to the input view, highest behind) and the LoRA adapters applied (undone after), decode in chunks
+    with applied_adapters(model.unet, adapters, lora_mode, timer):
+        model_frames = encode_sample_decode(
+            model,
+            pixels,
+            vector,
+            cond_aug=settings.cond_aug,
+            steps=settings.num_steps,
+            min_guidance=settings.min_guidance,
+            max_guidance=settings.max_guidance,
+            decode_chunk=settings.decode_chunk,
+            seed=seed,
+            offload=offload,
+            timer=timer,
+            progress=progress,
+            what="views",
+        )  # (T, S, S, 3), model order
 
     # 7. put the conditioning image in the input view's place, reorder to svd3d's order
     model_frames[int(np.flatnonzero(perm == 0)[0])] = np.asarray(prepared.image, np.float32) / 255.0
@@ -233,6 +246,7 @@ def generate_orbit(
         "command": command_line(),
         "input": input_record(image) if made is None else made.input_record(media.PROMPT_IMAGE),
         "model": model_record(model),
+        "loras": [a.to_record() for a in adapters],
         "settings": asdict(settings),
         "preprocess": {"applied": preprocess, "method": prepared.method, "object_fraction": prepared.object_fraction},
         "cameras": {"elevations_deg": elevs.tolist(), "azimuths_deg": azims.tolist(), "fov_deg": info.fov_deg},

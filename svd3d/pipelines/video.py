@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.image import check_size, composite_on_white, fit_cover, load_image, to_tensor
 from svd3d.models import SVDModel
+from svd3d.models.lora import applied_adapters, check_adapters_fit, read_adapters
 from svd3d.pipelines.common import (
     check_guidance,
+    check_lora_mode,
     check_memory,
     check_positive,
     encode_sample_decode,
@@ -51,6 +54,7 @@ class VideoSettings:
     device: str
     forward_chunking: bool
     offload: bool
+    lora_mode: str  # how --lora adapters are applied: fuse or separate (run.json's "loras" lists them)
 
 
 @dataclass
@@ -110,6 +114,8 @@ def generate_video(
     offload: bool = False,
     output: str | Path | None = None,
     config: str | Path | None = None,
+    loras: Sequence = (),
+    lora_mode: str = defaults.LORA_MODE,
     progress: bool = True,
 ) -> VideoResult:
     """Animate one image with an SVD-family model. Unset options take the model's defaults (its ModelInfo).
@@ -122,12 +128,18 @@ def generate_video(
     The image is resized to cover the model's size (or `size`, WxH) keeping its aspect ratio and centre-cropped;
     transparency is composited on white. Noise is drawn on the CPU from `seed` (first the conditioning-image noise,
     then the latents, as diffusers does), so a seed gives the same clip on any device.
+
+    `loras`: LoRA adapters (svd3d.models.lora), each (path or bundled name, scale), a bare path (scale 1) or
+    "PATH:SCALE"; `lora_mode` "fuse" adds them into the weights for the job, "separate" runs them beside the weights.
+    A model passed in is the base model again when the call returns.
     """
     timer = Timer()
 
     # 1. check inputs: everything that can be wrong is reported before any work or output
     text = text_request(image, prompt, t2i_model, t2i_steps, t2i_guidance, t2i_size, t2i_suffix)  # None: an image
     check_video_args(frames, steps, fps, motion_bucket, noise_aug, min_guidance, max_guidance, decode_chunk, size)
+    check_lora_mode(lora_mode)
+    adapters = read_adapters(loras)
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         check_video_output(out_path, prompt_image=text is not None)
@@ -142,6 +154,7 @@ def generate_video(
         model = ready_model(model, "video", torch_dtype, dev, offload, config)
         if forward_chunking:
             model.unet.enable_forward_chunking()
+    check_adapters_fit(model.unet, adapters, model.source)
     info = model.info
     width, height = size or (info.width, info.height)
     settings = VideoSettings(
@@ -161,6 +174,7 @@ def generate_video(
         device=str(dev),
         forward_chunking=forward_chunking,
         offload=offload,
+        lora_mode=lora_mode,
     )
     T, steps_n = settings.num_frames, settings.num_steps
     log.info(
@@ -183,21 +197,23 @@ def generate_video(
     # 5. per-frame vector: fps - 1, motion bucket, noise augmentation (the same for every frame of a clip)
     vector = video_vector(model.unet.vector_names, settings.fps, settings.motion_bucket_id, settings.noise_aug, T)
 
-    # 6. encode (CLIP on the clean image, the VAE on it with noise augmentation), sample, decode in chunks
-    frames_np = encode_sample_decode(
-        model,
-        pixels,
-        vector,
-        cond_aug=settings.noise_aug,
-        steps=steps_n,
-        min_guidance=settings.min_guidance,
-        max_guidance=settings.max_guidance,
-        decode_chunk=settings.decode_chunk,
-        seed=seed,
-        offload=offload,
-        timer=timer,
-        progress=progress,
-    )
+    # 6. encode (CLIP on the clean image, the VAE on it with noise augmentation), sample with the LoRA adapters
+    #    applied to the UNet (undone after), decode in chunks
+    with applied_adapters(model.unet, adapters, lora_mode, timer):
+        frames_np = encode_sample_decode(
+            model,
+            pixels,
+            vector,
+            cond_aug=settings.noise_aug,
+            steps=steps_n,
+            min_guidance=settings.min_guidance,
+            max_guidance=settings.max_guidance,
+            decode_chunk=settings.decode_chunk,
+            seed=seed,
+            offload=offload,
+            timer=timer,
+            progress=progress,
+        )
 
     # 7. write the clip and run.json (and the image made from the prompt): staged, renamed into place together
     prompt_file = media.prompt_image_path(out_path).name if made is not None and out_path is not None else None
@@ -207,6 +223,7 @@ def generate_video(
         "command": command_line(),
         "input": input_record(image) if made is None else made.input_record(prompt_file),
         "model": model_record(model),
+        "loras": [a.to_record() for a in adapters],
         "settings": asdict(settings),
         "versions": versions(),
     }

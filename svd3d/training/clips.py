@@ -13,16 +13,24 @@ frame at once, in the format of svd3d.training.data (windows of real videos: svd
 
 Edges are antialiased analytically (coverage from a signed distance in pixels). Each clip's motion bucket is
 measured from its frames (svd3d.training.data.motion_bucket), as for real clips.
+
+`camera` restricts the camera's motion to one kind (the data of camera-motion LoRAs, as the SVD paper trains
+them): "static" holds it still (the shapes still move), "pan-left" / "pan-right" / "pan-up" / "pan-down" move it
+that way at 0.15-0.3 of the view per second (so the picture slides the other way: a pan left makes the content
+move right), "zoom-in" / "zoom-out" scale the view by exp(+-0.3..0.6) per second about its centre. The scene
+itself (background, shapes, speed, fps) is the one the same seed draws with "any" (every camera, the default): the
+camera's own draws come after all others.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm import tqdm
 
+from svd3d.errors import SVD3DError
 from svd3d.training.data import MOTION_SCALE, ClipData, motion_bucket, whole_number
 from svd3d.training.procedural import PALETTE
 
@@ -30,6 +38,9 @@ FPS_CHOICES = (6, 8, 10, 12)
 SHAPES = ("disc", "box", "triangle", "star")
 FILLS = ("flat", "two_tone", "stripe")
 BACKGROUND_PATTERNS = ("plain", "stripes", "checker", "blobs")
+CAMERA_MOTIONS = ("any", "static", "pan-left", "pan-right", "pan-up", "pan-down", "zoom-in", "zoom-out")
+# the camera's direction of travel for each pan, in canvas pixels (x right, y down)
+PAN_DIRECTIONS = {"pan-left": (-1.0, 0.0), "pan-right": (1.0, 0.0), "pan-up": (0.0, -1.0), "pan-down": (0.0, 1.0)}
 
 
 # ------------------------------------------------------------------------------------------------ scenes
@@ -131,6 +142,20 @@ def random_scene(rng: np.random.Generator, size: int) -> Scene:
     return Scene(size=int(size), background=background, shapes=tuple(shapes), pan=pan, zoom=zoom, speed=speed)
 
 
+def camera_motion(rng: np.random.Generator, camera: str, size: float) -> tuple[tuple[float, float], float]:
+    """(pan velocity px / s, zoom ln-factor / s) of one camera motion kind (not "any") for a `size` px view."""
+    if camera not in CAMERA_MOTIONS or camera == "any":
+        raise ValueError(f"unknown camera motion {camera!r}; one of {', '.join(CAMERA_MOTIONS[1:])}")
+    if camera in PAN_DIRECTIONS:
+        dx, dy = PAN_DIRECTIONS[camera]
+        rate = float(rng.uniform(0.15, 0.3)) * size
+        return (dx * rate, dy * rate), 0.0
+    if camera.startswith("zoom"):
+        rate = float(rng.uniform(0.3, 0.6))
+        return (0.0, 0.0), rate if camera == "zoom-in" else -rate
+    return (0.0, 0.0), 0.0  # static
+
+
 def _soft_step(x: np.ndarray) -> np.ndarray:
     """Coverage of a signed distance in pixels (negative inside): a 1 px antialiased edge."""
     return np.clip(0.5 - x, 0.0, 1.0)
@@ -204,9 +229,11 @@ def render_scene(scene: Scene, frames: int, fps: float) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def synthetic_clips(count: int, *, size: int = 64, frames: int = 14, seed: int = 0) -> ClipData:
+def synthetic_clips(count: int, *, size: int = 64, frames: int = 14, seed: int = 0, camera: str = "any") -> ClipData:
     """`count` seeded synthetic clips (module docstring). Clip i draws its scene and fps from a generator seeded by
-    (seed, i), named "synth-000042"."""
+    (seed, i), named "synth-000042"; `camera` (CAMERA_MOTIONS) restricts the camera's motion to one kind."""
+    if camera not in CAMERA_MOTIONS:
+        raise SVD3DError(f"unknown camera motion {camera!r}; choose one of {', '.join(CAMERA_MOTIONS)}")
     count = whole_number("count", count, 1, unit="clips")
     size = whole_number("size", size, 8, unit="pixels")
     frames = whole_number("frames", frames, 2, unit="frames per clip")
@@ -217,11 +244,20 @@ def synthetic_clips(count: int, *, size: int = 64, frames: int = 14, seed: int =
         rng = np.random.default_rng([int(seed), i])
         scene = random_scene(rng, size)
         fps[i] = float(rng.choice(FPS_CHOICES))
+        if camera != "any":  # drawn after everything else: the same seed gives the same scene and fps under any camera
+            pan, zoom = camera_motion(rng, camera, size)
+            scene = replace(scene, pan=pan, zoom=zoom)
         out[i] = render_scene(scene, frames, fps[i])
         motion[i] = motion_bucket(out[i])
     source = {
         "generator": "svd3d.training.clips.synthetic_clips",
-        "settings": {"size": size, "frames": frames, "fps_choices": list(FPS_CHOICES), "motion_scale": MOTION_SCALE},
+        "settings": {
+            "size": size,
+            "frames": frames,
+            "fps_choices": list(FPS_CHOICES),
+            "motion_scale": MOTION_SCALE,
+            **({"camera": camera} if camera != "any" else {}),
+        },  # fmt: skip
         "seed": int(seed),
         "count": int(count),
     }

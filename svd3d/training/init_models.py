@@ -137,4 +137,7 @@ def initial_model(recipe: Recipe) -> SVDModel:
         return SVDModel(model.unet, model.vae, model.image_encoder, info, model.source, model.fingerprint)
     if m.kind == "video":
         raise SVD3DError(f"{m.init} is an orbit model; a video recipe starts from scratch or from a video model")
+    if recipe.lora is not None:  # a LoRA cannot train the camera embedding a video model would need
+        raise SVD3DError(f"{m.init} is a video model; a LoRA adapts a model of its own kind: set model.kind = 'video' "
+                         "or start from an orbit model")  # fmt: skip
     return orbit_from_video(model, recipe_info(recipe, model.info))

@@ -16,6 +16,12 @@ Per step (global batch B = processes x grad_accum x micro-batch):
      linear warm-up (and optionally a linear decay to zero at the end), gradient clipping, an EMA of the weights;
   5. every save_every steps: a checkpoint (exact resume) and the EMA model exported as RUN/model.
 
+A recipe with a [lora] table trains a LoRA adapter instead (svd3d.models.lora): model.init is loaded and frozen,
+PEFT LoRA layers are added to the chosen attention projections (B = 0, so step 0 is the base model), and only
+they train, with the same objective, draws, optimiser and EMA; checkpoints hold the adapter's tensors, and the
+run exports RUN/adapter (PEFT's file format, with a card) instead of RUN/model. LoRA dropout draws from the
+global generator, seeded per step from (train.seed, step), so a resumed LoRA run is exact too.
+
 Models trained from scratch first train their VAE (reconstruction + a small KL term) for train.vae_steps; the CLIP
 tower of a scratch model stays at its seeded random weights (a fixed random-feature encoder: the image latent
 carries the picture; the token adds a global summary) and is saved with the model.
@@ -38,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -51,6 +58,15 @@ from svd3d.errors import SVD3DError
 from svd3d.media import write_json
 from svd3d.models.attention import dead_cross_attention_parameters, use_single_key_cross_attention
 from svd3d.models.bundle import SVDModel
+from svd3d.models.lora import (
+    ADAPTER_FILE,
+    add_lora,
+    config_dict,
+    lora_state,
+    lora_target_modules,
+    peft_file_tensors,
+    save_adapter,
+)
 from svd3d.outputs import atomic_file
 from svd3d.runinfo import command_line, versions
 from svd3d.training.checkpoint import export_model, list_checkpoints, load_checkpoint, save_checkpoint
@@ -69,7 +85,7 @@ ENCODE_BATCH = 64  # frames per VAE / CLIP call while caching
 @dataclass
 class TrainResult:
     run: Path
-    model_dir: Path  # RUN/model: the exported (EMA) model
+    model_dir: Path  # RUN/model: the exported (EMA) model; RUN/adapter for a LoRA recipe
     step: int  # the last step trained
     losses: list[float]  # loss of every step trained in this call, in order
     seconds: float
@@ -122,7 +138,7 @@ def _load_data(recipe: Recipe, run: Path, is_main: bool, wait):
                 settings = RenderOrbitSettings(size=m.size, frames=m.frames, **look)
                 procedural_orbit_dataset(d.count, folder, settings=settings, generator=d.procedural, seed=d.seed)
             else:
-                synthetic_clips(d.count, size=m.size, frames=m.frames, seed=d.seed).save(folder)
+                synthetic_clips(d.count, size=m.size, frames=m.frames, seed=d.seed, camera=d.camera).save(folder)
         wait()
     else:
         folder = data_folder(recipe)
@@ -366,6 +382,12 @@ def train(
     # 2. data and the starting model
     data = _load_data(recipe, run, is_main, accelerator.wait_for_everyone)
     model = initial_model(recipe)
+    lora, lora_config = recipe.lora, None
+    if lora is not None:  # the base frozen, LoRA layers (B = 0) on the chosen projections
+        modules = lora_target_modules(model.unet, lora.blocks, lora.targets)
+        lora_config = add_lora(model.unet, modules, lora.rank, lora.alpha, lora.dropout, seed=t.seed)
+        log.info("LoRA rank %d on %d projections of %s (frozen)", lora.rank, len(modules), m.init)
+    trained_name = "unet" if lora is None else "lora"  # the checkpoint file of what trains
     step, losses, spent = 0, [], 0.0  # spent: compute seconds of earlier calls (from the checkpoint)
     if checkpoints:
         tensors, optimizer_state, state = load_checkpoint(checkpoints[-1].folder)
@@ -373,7 +395,10 @@ def train(
         for name in ("vae", "image_encoder"):
             if name in tensors:
                 getattr(model, name).load_state_dict(tensors[name])
-        model.unet.load_state_dict(tensors["unet"])
+        if trained_name not in tensors:
+            raise SVD3DError(f"checkpoint {checkpoints[-1].folder} holds no {trained_name}.safetensors: it is not a "
+                             f"{'LoRA' if lora else 'UNet'} run's; train into a new folder")  # fmt: skip
+        _load_trained(model.unet, tensors[trained_name], lora is not None)
         log.info("resuming %s from step %d", run, step)
     elif t.vae_steps:
         vae_losses = _train_vae(recipe, model, data, accelerator, progress)
@@ -397,11 +422,13 @@ def train(
     vae = model.vae.to(dev).eval().requires_grad_(False)
     model.image_encoder.to("cpu")
 
-    # 3. the trained network, its optimiser, LR schedule and EMA
-    unet = model.unet.train().requires_grad_(True)
+    # 3. the trained network (the UNet, or its LoRA layers), its optimiser, LR schedule and EMA
+    unet = model.unet.train()
     use_single_key_cross_attention(unet)  # exact, ~17% faster steps; its dead query / key weights are frozen
-    for p in dead_cross_attention_parameters(unet):
-        p.requires_grad_(False)
+    if lora is None:
+        unet.requires_grad_(True)
+        for p in dead_cross_attention_parameters(unet):
+            p.requires_grad_(False)
     if t.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     trained = [p for p in unet.parameters() if p.requires_grad]
@@ -410,9 +437,13 @@ def train(
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state["optimizer"])
         schedule.load_state_dict(optimizer_state["schedule"])
+
+    def trained_state(module) -> dict[str, torch.Tensor]:
+        return module.state_dict() if lora is None else lora_state(module)
+
     ema = None
     if t.ema_decay > 0:
-        ema = {k: v.detach().float().clone() for k, v in unet.state_dict().items()}
+        ema = {k: v.detach().float().clone() for k, v in trained_state(unet).items()}
         if "ema" in tensors:
             ema = {k: v.float() for k, v in tensors["ema"].items()}
     unet, optimizer = accelerator.prepare(unet, optimizer)
@@ -424,7 +455,7 @@ def train(
 
     def save(at_step: int) -> None:
         if is_main:
-            weights = {"unet": raw_unet.state_dict()}
+            weights = {trained_name: trained_state(raw_unet)}
             if ema is not None:
                 weights["ema"] = ema
             if m.init == "scratch" or decoder_done:
@@ -437,16 +468,21 @@ def train(
                       "processes": world, "loss": losses[-1] if losses else state.get("loss"),
                       "decoder_steps": decoder_done}  # fmt: skip
             save_checkpoint(run, at_step, weights, opt, record, t.keep)
-            _export(model, raw_unet, ema, run / "model")
-            (run / "model" / "README.md").write_text(model_card(recipe, model, at_step, record, data))
+            if lora is None:
+                _export(model, raw_unet, ema, run / "model")
+                (run / "model" / "README.md").write_text(model_card(recipe, model, at_step, record, data))
+            else:
+                final = ema if ema is not None else trained_state(raw_unet)
+                _export_adapter(run / "adapter", final, lora_config, recipe, model, at_step, record, data)
         accelerator.wait_for_everyone()
 
     if is_main:
         _truncate_log(run / "log.jsonl", step)
+    exported = run / ("model" if lora is None else "adapter")
     if cache is None:  # nothing to train: save what the phases above changed, export, return
         save(step)
         accelerator.wait_for_everyone()
-        return TrainResult(run, run / "model", step, losses, time.perf_counter() - started, 0.0)
+        return TrainResult(run, exported, step, losses, time.perf_counter() - started, 0.0)
     latent_shape = tuple(cache.latents.shape[1:])
     image_shape = tuple(cache.first.shape[1:])
     bar = tqdm(total=t.steps, initial=step, desc="train", unit="step", disable=not (progress and is_main))
@@ -459,6 +495,8 @@ def train(
         draw = draw_noise(g, t.batch, latent_shape, image_shape, p_mean=n.p_mean, p_std=n.p_std,
                           cond_aug_mean=n.cond_aug_mean, cond_aug_std=n.cond_aug_std, cond_dropout=n.cond_dropout)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
+        if lora is not None and lora.dropout > 0:  # LoRA dropout draws from the global generator: seed it per step
+            torch.manual_seed(_generator(t.seed, step, phase=3).initial_seed())
         total = torch.zeros((), device=dev)
         for k in range(t.grad_accum):
             lo = rank * per_rank + k * micro
@@ -484,7 +522,7 @@ def train(
         if ema is not None:
             decay = min(t.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
-                for key, value in raw_unet.state_dict().items():
+                for key, value in trained_state(raw_unet).items():
                     ema[key].lerp_(value.detach().float(), 1 - decay)
         loss_value = float(accelerator.reduce(total, "mean"))
         losses.append(loss_value)
@@ -506,7 +544,82 @@ def train(
     if is_main:
         _write_run(run, recipe, step, seconds, rate, world, str(dev))
     accelerator.wait_for_everyone()
-    return TrainResult(run, run / "model", step, losses, seconds, rate)
+    return TrainResult(run, exported, step, losses, seconds, rate)
+
+
+def _load_trained(unet, tensors: dict[str, torch.Tensor], is_lora: bool) -> None:
+    """Restore what a run trains from its checkpoint: the whole UNet, or (LoRA) exactly its LoRA tensors."""
+    if not is_lora:
+        unet.load_state_dict(tensors)
+        return
+    expected = set(lora_state(unet))
+    if set(tensors) != expected:
+        raise SVD3DError(f"the checkpoint's LoRA tensors do not match the recipe's [lora] ({len(tensors)} saved, "
+                         f"{len(expected)} expected): resume with the recipe the run was started with")  # fmt: skip
+    unet.load_state_dict(tensors, strict=False)
+
+
+def _export_adapter(folder: Path, state: dict, config, recipe: Recipe, model: SVDModel, step: int, record: dict,
+                    data) -> None:  # fmt: skip
+    """Write the adapter (PEFT's files, svd3d.models.lora) and its card into `folder`, replacing an older export
+    atomically."""
+    new = folder.with_name(f".{folder.name}.new")
+    old = folder.with_name(f".{folder.name}.old")
+    for path in (new, old):
+        shutil.rmtree(path, ignore_errors=True)
+    adapter_config = {**config_dict(config), "base_model_name_or_path": recipe.model.init}
+    meta = {"base_model": recipe.model.init, "base_fingerprint": model.fingerprint, "kind": recipe.model.kind,
+            "recipe": recipe.name, "camera": recipe.data.camera if recipe.data.generate == "clips" else None,
+            "step": step}  # fmt: skip
+    save_adapter(new, peft_file_tensors(state), adapter_config, meta)
+    (new / "README.md").write_text(adapter_card(recipe, step, record, data, new / ADAPTER_FILE))
+    outputs.usual_permissions(new)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(new, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def adapter_card(recipe: Recipe, step: int, record: dict, data, weights: Path) -> str:
+    """The exported adapter's README.md: what it adapts, how it was trained, how to use and measure it."""
+    m, d, t, lo = recipe.model, recipe.data, recipe.train, recipe.lora
+    with safe_open(str(weights), framework="pt") as f:
+        params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+        modules = len(list(f.keys())) // 2
+    made = f"made by `svd3d data {d.generate}` (count {d.count}, seed {d.seed})" if d.generate else f"`{d.path}`"
+    camera = f", camera {d.camera}" if d.generate == "clips" and d.camera != "any" else ""
+    precision = "float32" if t.precision == "no" else f"{t.precision} autocast"
+    loss = "n/a" if record.get("loss") is None else f"{record['loss']:.4f}"
+    use = "video" if m.kind == "video" else "orbit"
+    lines = [
+        f"# {recipe.name}",
+        "",
+        f"A LoRA adapter for the {m.kind} model `{m.init}`, trained by `svd3d train` with the recipe "
+        f"`{Path(recipe.source).name or recipe.name}`; PEFT's file format (`adapter_model.safetensors` + "
+        "`adapter_config.json`). Use it with "
+        f"`svd3d {use} IMAGE --model {m.init} --lora <this folder>[:SCALE]`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| base model | {m.init} (frozen) |",
+        f"| adapts | {modules} linear layers: {', '.join(lo.targets)} of the {' and '.join(lo.blocks)} transformer "
+        "blocks |",
+        f"| rank, alpha | {lo.rank}, {lo.alpha:g} (update x alpha / rank), dropout {lo.dropout:g} |",
+        f"| parameters | {params / 1e3:.1f} k ({weights.stat().st_size / 1e3:.0f} kB in float32) |",
+        f"| data | {made}{camera}: {len(data)} training clips; {d.held_out} held out |",
+        f"| training | {step} steps of batch {t.batch}, lr {recipe.optim.lr:g}, {precision}, EMA {t.ema_decay:g} "
+        "(these weights) |",
+        f"| compute | {record['compute_seconds'] / 60:.1f} min on {record['processes']} x {record['device']} "
+        "(all sessions, data generation and encoding included) |",
+        f"| last training loss | {loss} |",
+        "",
+        f"Measure what it does: `svd3d eval camera --model {m.init} --lora <this folder>` (mean optical flow and "
+        "divergence of clips made with and without it, on held-out images)."
+        if m.kind == "video"
+        else "",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _export(model: SVDModel, unet, ema: dict | None, folder: Path) -> None:

@@ -1,6 +1,6 @@
 """Training recipes: TOML files read into typed, validated dataclasses. Unknown keys are rejected by name.
 
-A recipe has five sections (every key optional except where noted; defaults below):
+A recipe has five sections, and a sixth for LoRA runs (every key optional except where noted; defaults below):
 
     name = "tiny-orbit"                 # the trained model's name (ModelInfo.name)
 
@@ -19,6 +19,8 @@ A recipe has five sections (every key optional except where noted; defaults belo
     path = "data/orbits"                # an svd3d dataset folder (svd3d.training.data), or
     generate = "procedural"             # ... one made on first use into <run>/data: procedural | clips
     count = 512                         # objects / clips to generate
+    camera = "any"                      # generate = "clips": restrict the camera's motion to one kind: static,
+                                        # pan-left / -right / -up / -down, zoom-in / -out (svd3d.training.clips)
     seed = 0
     held_out = 16                       # objects kept out of training (svd3d eval orbit uses them)
     [data.render]                       # generate = "procedural": how objects are shown (OrbitLook; defaults:
@@ -64,13 +66,23 @@ A recipe has five sections (every key optional except where noted; defaults belo
     vae_frames = 4                      # frames per clip in the VAE phase
     decoder_steps = 0                   # any init: fine-tune the VAE decoder on this data, encoder frozen (latents,
                                         # so the UNet's training, unchanged): for a VAE that never saw such images
+
+    [lora]                              # present: train a LoRA adapter on top of model.init (frozen) instead of
+                                        # the whole UNet; the run exports RUN/adapter (svd3d.models.lora), not a model
+    rank = 8                            # r: the rank of each update B @ A
+    alpha = 8.0                         # the update is scaled by alpha / rank
+    blocks = ["temporal", "spatial"]    # whose attention: the temporal transformer blocks, the spatial ones, or both
+    targets = ["attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0"]   # projections in each block
+                                        # (svd3d.models.lora.PROJECTIONS: also attn2.to_v, attn2.to_out.0)
+    dropout = 0.0                       # LoRA dropout on the adapted layers' inputs
 """
 
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 try:
     import tomllib
@@ -78,6 +90,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
     import tomli as tomllib
 
 from svd3d.errors import SVD3DError
+from svd3d.models.lora import PROJECTIONS
 from svd3d.training.data import ClipData, OrbitData, OrbitLook
 from svd3d.training.procedural import ProceduralSettings
 
@@ -114,6 +127,7 @@ class DataSection:
     path: str = ""
     generate: Literal["", "procedural", "clips"] = ""
     count: int = 256
+    camera: Literal["any", "static", "pan-left", "pan-right", "pan-up", "pan-down", "zoom-in", "zoom-out"] = "any"
     seed: int = 0
     held_out: int = 0
     render: OrbitLook = field(default_factory=OrbitLook)  # generate = "procedural": how objects are shown
@@ -161,6 +175,15 @@ class TrainSection:
 
 
 @dataclass(frozen=True)
+class LoraSection:
+    rank: int = 8
+    alpha: float = 8.0
+    blocks: tuple[Literal["temporal", "spatial"], ...] = ("temporal", "spatial")
+    targets: tuple[str, ...] = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0")
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     model: ModelSection = field(default_factory=ModelSection)
@@ -168,6 +191,7 @@ class Recipe:
     noise: NoiseSection = field(default_factory=NoiseSection)
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
+    lora: LoraSection | None = None  # a [lora] table: train an adapter on a frozen model.init
     source: str = ""  # the file it was read from (its folder resolves relative data paths)
 
     def to_dict(self) -> dict:
@@ -206,6 +230,10 @@ def _convert(cls, data: Any, where: str):
 
 def _value(hint, value, where: str):
     origin = get_origin(hint)
+    if origin in (Union, UnionType):  # `X | None`: an optional table (JSON null in a run's recipe.json)
+        if value is None:
+            return None
+        return _value(next(a for a in get_args(hint) if a is not NoneType), value, where)
     if is_dataclass(hint):
         return _convert(hint, value, where)
     if origin is Literal:
@@ -279,11 +307,40 @@ def check_recipe(recipe: Recipe) -> Recipe:
             section.check()
         except SVD3DError as err:
             raise SVD3DError(f"recipe {recipe.name!r}: {where}: {err}") from None
+    if d.camera != "any" and d.generate != "clips":
+        raise SVD3DError(f"recipe {recipe.name!r}: data.camera = {d.camera!r} restricts generated clips; it needs "
+                         "data.generate = 'clips'")  # fmt: skip
+    if recipe.lora is not None:
+        check_lora(recipe)
     generated_kind = {"procedural": "orbit", "clips": "video"}.get(d.generate)
     if generated_kind and generated_kind != m.kind:
         raise SVD3DError(f"recipe {recipe.name!r}: data.generate = {d.generate!r} makes {generated_kind} data, "
                          f"but model.kind is {m.kind!r}")  # fmt: skip
     return recipe
+
+
+def check_lora(recipe: Recipe) -> None:
+    """A LoRA recipe adapts a trained model (frozen): it names one, and trains nothing else."""
+    lo, m, t = recipe.lora, recipe.model, recipe.train
+    rules = [
+        (m.init != "scratch", "a [lora] recipe trains an adapter on a trained model: set model.init (e.g. tiny-video)"),
+        (lo.rank >= 1, f"lora.rank must be >= 1, got {lo.rank}"),
+        (lo.alpha > 0, f"lora.alpha must be > 0, got {lo.alpha}"),
+        (0 <= lo.dropout < 1, f"lora.dropout must be in [0, 1), got {lo.dropout}"),
+        (len(lo.blocks) >= 1 and len(set(lo.blocks)) == len(lo.blocks),
+         f"lora.blocks must name temporal, spatial or both, once each; got {list(lo.blocks)}"),
+        (len(lo.targets) >= 1 and len(set(lo.targets)) == len(lo.targets),
+         f"lora.targets must name projections once each; got {list(lo.targets)}"),
+        (t.vae_steps == 0 and t.decoder_steps == 0,
+         "a [lora] recipe leaves the base model's VAE as it is: train.vae_steps and train.decoder_steps must be 0"),
+    ]  # fmt: skip
+    for ok, message in rules:
+        if not ok:
+            raise SVD3DError(f"recipe {recipe.name!r}: {message}")
+    bad = [target for target in lo.targets if target not in PROJECTIONS]
+    if bad:
+        raise SVD3DError(f"recipe {recipe.name!r}: lora.targets {bad} are not attention projections svd3d adapts; "
+                         f"choose from {', '.join(PROJECTIONS)} (attn2's to_q / to_k see one token: no effect)")  # fmt: skip
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
