@@ -52,25 +52,36 @@ ALL_LEVELS = {**LEVELS, **PARTS}
 # named reconstruction settings: {"align": {align.py constant: value}, "extract": {extract.py constant: value},
 # "pipeline": {pipeline.py constant: value}, "field": {FieldSettings field: value}}
 VARIANTS: dict[str, dict] = {
-    "default": {},  # the code as it stands
-    # before the levers (today's default too): the exact hull bounds the field, no per-view warps or colour
+    "default": {},  # the code as it stands: a 1 % tolerant bound and per-view warps (FieldSettings)
+    # before the levers (the default until this benchmark chose them): the exact hull bounds the field, no per-view
+    # warps or colour
     "baseline": {"field": {"hull_tolerance": 0.0, "warp": False, "align": False, "appearance": False}},
-    # the field bounded by a tolerant hull (silhouettes widened by 1 % / 2 % of the side; the input view's exact)
-    "tol1": {"field": {"hull_tolerance": 0.01}},
-    "tol2": {"field": {"hull_tolerance": 0.02}},
-    # per-view similarities fitted jointly with the field (FieldSettings.warp), alone and with a tolerant bound
-    "warp": {"field": {"warp": True}},
-    "tol1+warp": {"field": {"hull_tolerance": 0.01, "warp": True}},
-    "tol2+warp": {"field": {"hull_tolerance": 0.02, "warp": True}},
-    # tol1+warp with another prior strength or learning rate of the warps, or with per-view colour
-    "tol1+warp-p1e-2": {"field": {"hull_tolerance": 0.01, "warp": True, "warp_prior": 1e-2}},
-    "tol1+warp-lr3e-3": {"field": {"hull_tolerance": 0.01, "warp": True, "lr_warp": 3e-3}},
-    "tol1+warp+app": {"field": {"hull_tolerance": 0.01, "warp": True, "appearance": True}},
+    # one lever at a time: the tolerant bound (1 % / 2 % of the side; the input view's exact) without warps, the
+    # warps inside the exact hull; the default under its old name; a 2 % bound with warps
+    "tol1": {"field": {"warp": False}},
+    "tol2": {"field": {"hull_tolerance": 0.02, "warp": False}},
+    "warp": {"field": {"hull_tolerance": 0.0}},
+    "tol1+warp": {},
+    "tol2+warp": {"field": {"hull_tolerance": 0.02}},
+    # the warps' prior strength, learning rate, scale gauge (FieldSettings.warp_gauge); per-view colour beside them
+    "tol1+warp-p1e-2": {"field": {"warp_prior": 1e-2}},
+    "tol1+warp-lr3e-3": {"field": {"lr_warp": 3e-3}},
+    "tol1+warp-nogauge": {"field": {"warp_gauge": False}},
+    "tol1+warp+app": {"field": {"appearance": True}},
+    # the tolerant band's starting density (FieldSettings.band_start): solid as the hull (1), or a fraction
+    "tol1+warp-solid": {"field": {"band_start": 1.0}},
+    "tol1+warp-band0.1": {"field": {"band_start": 0.1}},
+    "tol1+warp-band0.03": {"field": {"band_start": 0.03}},
+    "tol2+warp-band0.1": {"field": {"hull_tolerance": 0.02, "band_start": 0.1}},
+    # no view-dependent colour (FieldSettings.sh_voxels 0): parallax of a surface off its true place cannot be
+    # painted away as a colour that changes with the view
+    "nosh": {"field": {"sh_voxels": 0}},
+    "warp+nosh": {"field": {"hull_tolerance": 0.0, "sh_voxels": 0}},
     # levers measured before the warps: per-view colour, the coarse field's alignment (tolerant bound), the
-    # silhouette alignment before the hull (svd3d.recon.align.align_silhouettes), density smoothness
-    "tol2+app": {"field": {"hull_tolerance": 0.02, "appearance": True}},
-    "tol2+align": {"field": {"hull_tolerance": 0.02, "align": True}},
-    "silalign": {"align": {"RECON_ALIGN_SILHOUETTES": True}},
+    # silhouette alignment before the hull (svd3d.recon.align.align_silhouettes); density smoothness
+    "tol2+app": {"field": {"hull_tolerance": 0.02, "warp": False, "appearance": True}},
+    "tol2+align": {"field": {"hull_tolerance": 0.02, "warp": False, "align": True}},
+    "silalign": {"align": {"RECON_ALIGN_SILHOUETTES": True}, "field": {"hull_tolerance": 0.0, "warp": False}},
     "tv": {"field": {"tv_density": 1e-3}},
     # small views (--size 64): every stage of the field kept, the views upsampled to 96, 144 and 192 px (what
     # FieldSettings.for_views cuts)

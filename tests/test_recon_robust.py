@@ -192,3 +192,31 @@ def test_per_view_warps_fitted_with_the_field_undo_drift(tmp_path):
         assert error(undone, i) < 0.5 * error(drifted, i), (i, fix[i], error(undone, i), error(drifted, i))
     others = np.delete(np.arange(len(views)), [0, 4, 8])
     assert np.abs(fix[others, :2]).max() < 1.0, fix  # the views that agreed stay within a pixel
+
+
+def test_the_tolerant_band_starts_thin_and_the_exact_hull_solid():
+    """A tolerant bound lets the field grow where drifted views cut the object; it starts solid only in the exact
+    hull (the band at FieldSettings.band_start of the density), or a grazing view's wedge of the band stays."""
+    import torch
+
+    from svd3d.recon.field import FieldSettings, _initial_field
+
+    masks, c2w, intr = sphere_views()
+    exact = carve_visual_hull(masks, c2w, intr, 40)
+    bound = carve_visual_hull(masks, c2w, intr, 40, tolerance=0.1, hard_views=[0])
+    settings = FieldSettings(band_start=0.1)
+    field = _initial_field(bound, bound, 40, settings, "cpu", start=exact)
+    solid = _initial_field(bound, bound, 40, settings, "cpu")
+    # the sphere's centre, inside its surface (r 0.3), a voxel deep in the band, and outside the bound
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    band = binary_erosion(bound.occupancy, iterations=2) & ~binary_dilation(exact.occupancy, iterations=2)
+    assert band.any(), "the tolerant hull has no band around the exact one"
+    deep = np.argwhere(band)[0]
+    in_band = [bound.axes[i][deep[i]] for i in range(3)]
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.2], in_band, [0.0, 0.0, 0.9]], dtype=torch.float32)
+    d, s = field.density(points).numpy(), solid.density(points).numpy()
+    full = settings.init_density
+    assert np.allclose(d[:2], full, rtol=0.05) and np.allclose(s[:3], full, rtol=0.05)
+    assert np.isclose(d[2], 0.1 * full, rtol=0.1), d  # the band: a tenth of the density, grown where views ask
+    assert d[3] < 0.01 * full and s[3] < 0.01 * full

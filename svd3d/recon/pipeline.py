@@ -157,7 +157,7 @@ def reconstruct(
         # drifted silhouette cuts the others' geometry away. The field is bounded by the hull of the silhouettes
         # widened by FieldSettings.hull_tolerance (the trusted input view's stays exact); its mask loss and its
         # per-view warps find the surface inside
-        bound = hull
+        bound = hull  # the field starts solid in the exact hull either way (FieldSettings.band_start)
         if method == "field" and field_settings.hull_tolerance > 0:
             bound = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution,
                                       tolerance=field_settings.hull_tolerance,
@@ -173,7 +173,7 @@ def reconstruct(
         elif method == "field":
             # small views (the bundled models' 64 px) hold no more than a coarse grid can fit: the stages that
             # would only upsample them are cut (FieldSettings.for_views, above)
-            field = fit_field(views, bound, field_settings, device=str(dev), progress=progress)
+            field = fit_field(views, bound, field_settings, start=hull, device=str(dev), progress=progress)
             mesh = extract_mesh(field)
             bake_views = fitted_views(views, field)  # each view's drift and colour undone, as the fit found them
             if field.view_alignment is not None:
