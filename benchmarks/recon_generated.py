@@ -73,6 +73,9 @@ VARIANTS: dict[str, dict] = {
     "tol1+warp-band0.1": {"field": {"band_start": 0.1}},
     "tol1+warp-band0.03": {"field": {"band_start": 0.03}},
     "tol2+warp-band0.1": {"field": {"hull_tolerance": 0.02, "band_start": 0.1}},
+    # the mask loss's weight (FieldSettings.mask_weight 0.1): what grows the field into the tolerant band
+    "mask0.3": {"field": {"mask_weight": 0.3}},
+    "mask1": {"field": {"mask_weight": 1.0}},
     # no view-dependent colour (FieldSettings.sh_voxels 0): parallax of a surface off its true place cannot be
     # painted away as a colour that changes with the view
     "nosh": {"field": {"sh_voxels": 0}},
