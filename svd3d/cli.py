@@ -5,6 +5,7 @@ defaults are svd3d.defaults'."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
@@ -50,10 +51,32 @@ def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
             sys.exit(2)
 
 
+_ENDED_BY_SIGNAL: list[int] = []  # the exit code an interrupted job chose (`run` ends the process with it)
+
+
 def _interrupted(received: list[int], left: str) -> None:
     terminated = signal.SIGTERM in received
     click.echo(f"{'terminated' if terminated else 'interrupted'}: {left}", err=True)
-    sys.exit(143 if terminated else 130)
+    _ENDED_BY_SIGNAL.append(143 if terminated else 130)
+    sys.exit(_ENDED_BY_SIGNAL[-1])
+
+
+def run() -> None:
+    """The `svd3d` command: the console script and `python -m svd3d`.
+
+    An interrupted job, once its clean-up has run and its line is printed, ends the process with os._exit and the
+    code it chose. Otherwise CPython may end it by SIGINT instead (exit -2 under a shell's 130): it remembers any
+    KeyboardInterrupt that passed through Python code a native module ran as a string (pybind11's py::exec, which
+    open3d and xatlas use), even one svd3d caught and handled."""
+    try:
+        main()
+    except SystemExit as done:
+        if not _ENDED_BY_SIGNAL or done.code != _ENDED_BY_SIGNAL[-1]:
+            raise
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(done.code)
 
 
 def _size(ctx, param, value):

@@ -15,8 +15,8 @@ locks released). Two things can spoil that, and this module is where they are ha
 from __future__ import annotations
 
 import contextlib
-import importlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import ModuleType
@@ -51,10 +51,11 @@ def held() -> Iterator[None]:
 
 
 def import_whole(name: str) -> ModuleType:
-    """`importlib.import_module(name)` with Ctrl-C / SIGTERM held until the module is loaded (see the module's
+    """`import name` with Ctrl-C / SIGTERM held until the module is loaded (see the module's
     docstring: a native extension must not be interrupted while it initialises)."""
     with held():
-        return importlib.import_module(name)
+        __import__(name)  # the import statement's own hook (builtins.__import__), as `import name` would
+    return sys.modules[name]
 
 
 @contextlib.contextmanager

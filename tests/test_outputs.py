@@ -816,3 +816,34 @@ def test_recon_in_place_interrupted_after_the_mesh_is_exported(at, inputs, made,
     assert stderr_lines(result)[-1].startswith("interrupted: nothing was written")
     assert tree(out) == before, f"added: {sorted(set(tree(out)) - set(before))}"
     assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("entry", ["run", "main"])
+def test_an_interrupted_job_exits_130_even_after_a_native_module_saw_the_interrupt(entry, tmp_path):
+    """CPython remembers a KeyboardInterrupt that passed through Python code a native module ran as a string
+    (pybind11's py::exec: open3d, xatlas) and then ends the process by SIGINT (-2), whatever exit code svd3d chose:
+    the CI failure of 'orbit mesh' interrupted. It counts when the command runs as a module (`python -m svd3d`, as
+    `accelerate launch -m svd3d` and these tests run it). The flag is set here as such a module leaves it (CPython
+    3.10-3.11 export it); the `svd3d` command (`run`) still exits 130, click's `main` alone does not."""
+    import ctypes
+
+    try:
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt")
+    except ValueError:
+        pytest.skip("this CPython keeps the flag out of reach (3.12+: in its runtime state)")
+    (tmp_path / "interrupt_me.py").write_text(f"""
+import ctypes, signal, sys
+from svd3d import cli
+
+def job():
+    ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 1
+    signal.raise_signal(signal.SIGINT)
+
+cli.main.command("interrupt-me")(lambda: cli._run(job))
+sys.argv = ["svd3d", "interrupt-me"]
+cli.{entry}()
+""")
+    done = subprocess.run([sys.executable, "-m", "interrupt_me"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)  # fmt: skip
+    assert done.stderr.strip().splitlines()[-1].startswith("interrupted: nothing was written"), done.stderr
+    assert done.returncode == (130 if entry == "run" else -signal.SIGINT), done.stderr

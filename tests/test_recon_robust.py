@@ -199,14 +199,14 @@ def test_the_tolerant_band_starts_thin_and_the_exact_hull_solid():
     hull (the band at FieldSettings.band_start of the density), or a grazing view's wedge of the band stays."""
     import torch
 
-    from svd3d.recon.field import FieldSettings, _initial_field
+    from svd3d.recon.field import FieldSettings, initial_field
 
     masks, c2w, intr = sphere_views()
     exact = carve_visual_hull(masks, c2w, intr, 40)
     bound = carve_visual_hull(masks, c2w, intr, 40, tolerance=0.1, hard_views=[0])
     settings = FieldSettings(band_start=0.1)
-    field = _initial_field(bound, bound, 40, settings, "cpu", start=exact)
-    solid = _initial_field(bound, bound, 40, settings, "cpu")
+    field = initial_field(bound, bound, 40, settings, "cpu", start=exact)
+    solid = initial_field(bound, bound, 40, settings, "cpu")
     # the sphere's centre, inside its surface (r 0.3), a voxel deep in the band, and outside the bound
     from scipy.ndimage import binary_dilation, binary_erosion
 

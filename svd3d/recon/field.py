@@ -567,7 +567,7 @@ def _inverse_softplus(y: float) -> float:
     return float(y + math.log(-math.expm1(-y)))
 
 
-def _initial_field(
+def initial_field(
     hull: HullGrid, mask: HullGrid, voxels: int, settings: FieldSettings, device, start: HullGrid | None = None
 ) -> RadianceField:
     """Grids over the dilated bound's (`mask`'s) box: density `init_density` inside `hull` (or inside `start`, with
@@ -652,7 +652,7 @@ def fit_field(
     # 2. the dilated hull bounds the grids, gates the density and clips every ray
     dilated = binary_dilation(hull.occupancy, np.ones((3, 3, 3), bool), iterations=max(settings.hull_dilation, 0))
     mask = HullGrid(dilated | hull.occupancy, hull.axes)
-    field = _initial_field(hull, mask, stages[0][0], settings, device, start)
+    field = initial_field(hull, mask, stages[0][0], settings, device, start)
     margin = 1.5 * float(mask.voxel_size.max())
     # per-view colour correction (log gain, offset per channel), so a generated view's colour drift is not
     # painted into the field or explained by bumps; the trusted views (weight > 1, the input view) anchor colour
