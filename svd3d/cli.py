@@ -51,14 +51,14 @@ def _run(fn, *args, left: str = NOTHING_WRITTEN, **kwargs):
             sys.exit(2)
 
 
-_ENDED_BY_SIGNAL: list[int] = []  # the exit code an interrupted job chose (`run` ends the process with it)
+class _Interrupted(SystemExit):
+    """The exit of a job that Ctrl-C / SIGTERM interrupted (its code 130 / 143): `run` ends the process with it."""
 
 
 def _interrupted(received: list[int], left: str) -> None:
     terminated = signal.SIGTERM in received
     click.echo(f"{'terminated' if terminated else 'interrupted'}: {left}", err=True)
-    _ENDED_BY_SIGNAL.append(143 if terminated else 130)
-    sys.exit(_ENDED_BY_SIGNAL[-1])
+    raise _Interrupted(143 if terminated else 130)
 
 
 def run() -> None:
@@ -70,9 +70,7 @@ def run() -> None:
     open3d and xatlas use), even one svd3d caught and handled."""
     try:
         main()
-    except SystemExit as done:
-        if not _ENDED_BY_SIGNAL or done.code != _ENDED_BY_SIGNAL[-1]:
-            raise
+    except _Interrupted as done:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

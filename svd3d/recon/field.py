@@ -119,6 +119,8 @@ class FieldSettings:
         for name, values, low in (("voxels", self.voxels, 4), ("image_sizes", self.image_sizes, 8)):
             if any(int(v) < low for v in values):
                 raise SVD3DError(f"every entry of {name} must be at least {low}, got {values}")
+        if not 0 <= self.band_start <= 1:
+            raise SVD3DError(f"band_start must be from 0 to 1 (a fraction of init_density), got {self.band_start}")
         if any(int(v) < 0 for v in self.iterations):
             raise SVD3DError(f"iterations must be >= 0, got {self.iterations}")
         if self.rays < 1 or not self.step_ratio > 0 or not self.init_density > 0:
@@ -578,27 +580,25 @@ def initial_field(
     shape, size = grid_shape(lo, hi, voxels)
 
     def occupancy(grid: HullGrid) -> np.ndarray:
-        """grid's occupancy (1 inside) at the field's vertices, trilinear over its voxel centres; a grid on the
-        mask's own voxels is clamped at its box's edge, another one (the exact hull in a tolerant bound) is empty
-        outside its box."""
-        own = all(np.array_equal(a, b) for a, b in zip(grid.axes, mask.axes, strict=True))
-        coords = [(lo[i] + np.arange(shape[i]) * size - grid.axes[i][0]) / grid.voxel_size[i] for i in range(3)]
-        if own:
-            coords = [np.clip(c, 0, len(grid.axes[i]) - 1) for i, c in enumerate(coords)]
+        """grid's occupancy (1 inside) at the field's vertices, trilinear over its voxel centres"""
+        coords = [
+            np.clip(
+                (lo[i] + np.arange(shape[i]) * size - grid.axes[i][0]) / grid.voxel_size[i], 0, len(grid.axes[i]) - 1
+            )
+            for i in range(3)
+        ]
         points = np.stack(np.meshgrid(*coords, indexing="ij"), 0).reshape(3, -1)
-        mode = "nearest" if own else "constant"
-        return map_coordinates(grid.occupancy.astype(np.float32), points, order=1, mode=mode).reshape(shape)
+        return map_coordinates(grid.occupancy.astype(np.float32), points, order=1, mode="nearest").reshape(shape)
 
     inside = occupancy(hull)
     scale = 1.0 / size  # raw ~ 0 is about one optical depth per coarse voxel: Adam steps move it fast enough
     empty, full = _inverse_softplus(1e-2 / scale), _inverse_softplus(settings.init_density / scale)
-    if start is not None and start is not hull and settings.band_start < 1:
-        core = np.minimum(occupancy(start), inside)
+    raw = empty + inside * (full - empty)
+    if start is not None:  # the band (in hull, not in start) starts at band_start of the density instead
+        if not all(np.array_equal(a, b) for a, b in zip(start.axes, hull.axes, strict=True)):
+            raise SVD3DError("the field's start must be carved on the same voxels as its bound")
         band = _inverse_softplus(max(settings.band_start * settings.init_density, 1e-2) / scale)
-        raw = np.where(inside > 0, band + (core / np.maximum(inside, 1e-6)) * (full - band), empty)
-        raw = empty + inside * (raw - empty)  # the bound's edge blends to empty as before
-    else:
-        raw = empty + inside * (full - empty)
+        raw -= (inside - np.minimum(occupancy(start), inside)) * (full - band)
     density = torch.as_tensor(raw, dtype=torch.float32, device=device)
     color = torch.zeros(*shape, 3, device=device)
     sh, sh_size = None, 0.0
