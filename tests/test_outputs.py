@@ -602,17 +602,41 @@ class Job:
             self.proc.kill()
             self.proc.wait(timeout=30)
 
+    def still_within(self, past: tuple[str, ...]) -> bool:
+        """Stop the job (SIGSTOP) and tell whether it is still inside its stage: alive, and no `past` line (the
+        stage has ended) among all it wrote before it stopped."""
+        self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while _unread(self.proc.stderr) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # the reader appends what it read last
+        lines = self.text.replace("\r", "\n").splitlines()
+        return self.proc.poll() is None and not any(line.lstrip().startswith(past) for line in lines)
 
-# (command, stage name, stage markers): orbit's views stage is announced by its "orbit:" log line (the sampling bar
-# follows), its mesh stage by "recon:"; video's sampling by its progress bar
+
+def _unread(pipe) -> int:
+    """Bytes waiting in a pipe."""
+    import fcntl
+    import termios
+
+    count = bytearray(4)
+    fcntl.ioctl(pipe.fileno(), termios.FIONREAD, count)
+    return int.from_bytes(count, sys.byteorder)
+
+
+# stage name -> (command, the stage's first lines, lines that show it has ended): orbit's views stage is announced by
+# its "orbit:" log line (the sampling bar follows), its mesh stage by "recon:" and its end by the quality line;
+# video's sampling by its progress bar
 STAGES = {
     "orbit views": (
         lambda i, out: ["orbit", i["image"], "--steps", "3", *HULL, "--device", "cpu", "-o", out],
         ("orbit:", "sampling"),
+        ("recon:",),
     ),
     "orbit mesh": (
         lambda i, out: ["orbit", i["image"], *ORBIT, *HULL, "-o", out],
         ("recon:",),
+        ("recon: silhouette",),
     ),
     "video sampling": (
         lambda i, out: [
@@ -629,24 +653,41 @@ STAGES = {
             out,
         ],  # fmt: skip
         ("sampling",),
+        ("sampling: 100%", "wrote"),
     ),
 }
 SIGNALS = {"SIGINT": (signal.SIGINT, 130, "interrupted: nothing was written"),
            "SIGTERM": (signal.SIGTERM, 143, "terminated: nothing was written")}  # fmt: skip
 
 
+def signal_within(stage: str, signum: int, inputs, output: Callable[[int], Path]) -> tuple[Job, Path]:
+    """Run `stage`'s command (seed 5) into `output(attempt)` and send `signum` while the job is inside the stage.
+
+    Once the stage's first line shows, the job is frozen (SIGSTOP) and looked at: if it is still inside the stage
+    it gets the signal and goes on (SIGCONT: a stopped process takes its pending signal as it resumes). A job
+    found past the stage (a slow test runner can see the line seconds late) is killed, and the attempt is made
+    again into a fresh output."""
+    command, markers, past = STAGES[stage]
+    for attempt in range(3):
+        out = output(attempt)
+        job = Job([*command(inputs, out), "--seed", "5"])
+        job.wait_for(*markers)
+        if job.still_within(past):
+            job.proc.send_signal(signum)
+            job.proc.send_signal(signal.SIGCONT)
+            return job, out
+        job.kill()
+    pytest.fail(f"the job was past its {stage} stage each time that stage's first line was seen:\n{job.text}")
+
+
 @pytest.mark.parametrize("signame", list(SIGNALS))
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_interrupted_job_leaves_the_earlier_output(stage, signame, inputs, made, tmp_path):
-    args, markers = STAGES[stage]
     signum, code, last = SIGNALS[signame]
     earlier = made(COMMANDS[2] if stage.startswith("orbit") else COMMANDS[0])  # orbit+mesh / video, seed 23
-    out = copy_output(earlier, tmp_path / "out")
-    before = tree(out)
-    job = Job([*args(inputs, out), "--seed", "5"])
+    before = tree(earlier)
+    job, out = signal_within(stage, signum, inputs, lambda n: copy_output(earlier, tmp_path / str(n) / "out"))
     try:
-        job.wait_for(*markers)
-        job.proc.send_signal(signum)
         assert job.finish() == code, job.text
     finally:
         job.kill()
@@ -654,26 +695,26 @@ def test_interrupted_job_leaves_the_earlier_output(stage, signame, inputs, made,
     assert lines and lines[-1].startswith(last), f"last stderr line: {lines[-1:]}\n{job.text}"
     assert "Traceback" not in job.text, job.text
     assert tree(out) == before, "the earlier output is byte-identical"
-    assert hidden(tmp_path) == [], f"left behind: {hidden(tmp_path)}"
+    assert hidden(out.parent) == [], f"left behind: {hidden(out.parent)}"
 
 
 def test_killed_job_leaves_a_partial_the_next_job_removes(inputs, made, tmp_path):
-    out = copy_output(made(COMMANDS[2]), tmp_path / "out")
-    before = tree(out)
-    job = Job([*STAGES["orbit mesh"][0](inputs, out), "--seed", "5"])
+    earlier = made(COMMANDS[2])
+    before = tree(earlier)
+    job, out = signal_within(
+        "orbit mesh", signal.SIGKILL, inputs, lambda n: copy_output(earlier, tmp_path / str(n) / "out")
+    )
     try:
-        job.wait_for("recon:")
-        job.proc.send_signal(signal.SIGKILL)
         assert job.finish() == -signal.SIGKILL
     finally:
         job.kill()
     assert tree(out) == before
-    partials = [n for n in hidden(tmp_path) if n.startswith(f".out{PARTIAL}")]
-    assert partials, f"a killed job leaves its staging folder (found {hidden(tmp_path)})"
-    assert any((tmp_path / p / "frames").is_dir() for p in partials), "the views were staged when it was killed"
+    partials = [n for n in hidden(out.parent) if n.startswith(f".out{PARTIAL}")]
+    assert partials, f"a killed job leaves its staging folder (found {hidden(out.parent)})"
+    assert any((out.parent / p / "frames").is_dir() for p in partials), "the views were staged when it was killed"
     result, _ = cli(COMMANDS[1].args(inputs, out))  # the next job on that path: orbit, views only
     assert_ok(result)
-    assert hidden(tmp_path) == [], f"left behind: {hidden(tmp_path)}"
+    assert hidden(out.parent) == [], f"left behind: {hidden(out.parent)}"
     assert not (out / "mesh.glb").exists() and (out / "frames").is_dir()
 
 
