@@ -412,6 +412,7 @@ class InterruptedAfterWriting(KeyboardInterrupt):
 def _putting_in_place(out: Path) -> Iterator[None]:
     """The few moves that put a finished output in place, signals held back; one that arrived meanwhile is
     delivered after them as InterruptedAfterWriting, so the job can say truthfully that `out` was written."""
+    signals.check()  # an interrupted job never puts its output in place, even if a library swallowed the interrupt
     done = False
     try:
         with signals.held():

@@ -811,6 +811,43 @@ def test_a_native_module_is_not_interrupted_while_it_loads(tmp_path, monkeypatch
     assert sys.modules.pop("slow_to_load").LOADED and received == [signal.SIGINT]
 
 
+def test_a_module_that_swallows_the_interrupt_as_it_loads_does_not_lose_it(tmp_path, monkeypatch):
+    """trimesh loads its optional parts in `try: ... except BaseException`: Ctrl-C while it loads would be lost, and
+    the job would go on to write its output. Loaded with import_whole, the interrupt comes once it is loaded."""
+    from svd3d import signals
+
+    (tmp_path / "swallows.py").write_text("import time\ntry:\n    time.sleep(0.5)\nexcept BaseException:\n    pass\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    with signals.caught() as received:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            signals.import_whole("swallows")
+    sys.modules.pop("swallows")
+    assert received == [signal.SIGINT]
+
+
+@pytest.mark.parametrize("signame", list(SIGNALS))
+def test_an_output_is_not_put_in_place_after_an_interrupt_a_library_swallowed(signame, tmp_path):
+    """Whatever swallowed the KeyboardInterrupt, a job that was sent SIGINT / SIGTERM never puts its output in place
+    (the earlier output stays as it was, nothing staged is left), and the interrupt comes again there."""
+    from svd3d import outputs, signals
+
+    out = tmp_path / "out"
+    with outputs.replacing(out, "test") as staged:
+        (staged / "a.txt").write_text("earlier")
+    before = tree(out)
+    with signals.caught() as received, pytest.raises(KeyboardInterrupt):
+        with outputs.replacing(out, "test") as staged:
+            try:
+                signal.raise_signal(SIGNALS[signame][0])
+            except BaseException:  # as trimesh's optional imports do
+                pass
+            (staged / "a.txt").write_text("later")
+    assert received == [SIGNALS[signame][0]]
+    assert tree(out) == before and hidden(tmp_path) == []
+
+
 @pytest.mark.parametrize("signame", list(SIGNALS))
 def test_an_error_raised_while_being_interrupted_is_reported_as_the_interruption(signame, capsys):
     """A library that catches the KeyboardInterrupt and raises its own error (pybind11's 'initialization failed')

@@ -36,7 +36,7 @@ from typing import Literal
 
 import numpy as np
 
-from svd3d import defaults, media, outputs
+from svd3d import defaults, media, outputs, signals
 from svd3d.cameras import DEFAULT_FOV_DEG, Intrinsics, orbit_c2w
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
@@ -81,7 +81,7 @@ class HeldOutObject:
 def held_out_object(seed: int, index: int, size: int, views: int, orbit: OrbitKind) -> HeldOutObject:
     """Object `index` of `svd3d train data procedural --seed seed`, rendered at `size` px with `views` views per
     orbit, and its `orbit` sample (module docstring)."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     rng = object_rng(seed, index)
     mesh = random_object(rng)

@@ -45,7 +45,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from svd3d import defaults, media, outputs
+from svd3d import defaults, media, outputs, signals
 from svd3d.cameras import Intrinsics, orbit_c2w
 from svd3d.errors import SVD3DError
 from svd3d.eval import plots
@@ -309,7 +309,7 @@ def mask_ceiling(data: OrbitData, samples: int | None = None) -> float:
 
 def _turned(mesh, start: float):
     """The mesh turned as render_object_orbits turns it, so the view from `start` becomes azimuth 0."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     turned = mesh.copy()
     turned.apply_transform(trimesh.transformations.rotation_matrix(math.radians(-start), [0.0, 1.0, 0.0]))

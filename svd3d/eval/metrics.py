@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from svd3d import signals
 from svd3d.geometry import import_open3d, raycasting_scene
 
 PROTOCOL = (
@@ -37,7 +38,7 @@ def normalise(mesh):
 
 def sample_surface(mesh, n: int, seed: int = 0) -> np.ndarray:
     """(n, 3) points uniformly by area on the mesh surface, seeded."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     points, _ = trimesh.sample.sample_surface(mesh, n, seed=seed)
     return np.asarray(points)
@@ -46,7 +47,7 @@ def sample_surface(mesh, n: int, seed: int = 0) -> np.ndarray:
 def sample_surface_normals(mesh, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """((n, 3) points, (n, 3) unit face normals) uniformly by area on the mesh surface, seeded: the same points as
     `sample_surface` with the same seed."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     points, faces = trimesh.sample.sample_surface(mesh, n, seed=seed)
     return np.asarray(points), np.asarray(mesh.face_normals)[faces]

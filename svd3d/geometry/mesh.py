@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from svd3d import signals
 from svd3d.errors import SVD3DError
 from svd3d.geometry.colour import linear_to_srgb, unit_rgb
 
@@ -30,7 +31,7 @@ def load_mesh(path: str | Path, fit: float = 1.0, fit_to: FitTo = "cube", *, nor
     Vertex colours and UV textures are kept. ``mesh.metadata["svd3d_normalisation"]`` holds {"center", "scale"}:
     normalised = (original - center) * scale. ``normalise=False`` keeps the file's own frame and units.
     """
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     path = Path(path)
     if not path.is_file():
@@ -73,7 +74,7 @@ def _gltf_vertex_colors(geometry):
     vertex-coloured meshes) comes from trimesh as TextureVisuals whose colours sit unused in vertex_attributes;
     flattening the scene would drop them. Give it ColorVisuals instead: COLOR_0 is linear (glTF spec), times the
     material's baseColorFactor, stored as sRGB bytes like every other vertex colour."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     visual = getattr(geometry, "visual", None)
     colors = getattr(visual, "vertex_attributes", {}).get("color") if visual is not None else None

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from svd3d import signals
 from svd3d.core.clip import encode_clip
 from svd3d.core.conditioning import Conditioning
 from svd3d.core.guidance import guidance_scales, guided_denoiser
@@ -195,9 +196,11 @@ def check_finite(tensor: torch.Tensor, stage: str, network: torch.nn.Module) -> 
 
 
 def checked_steps(bar, unet: torch.nn.Module, steps: int) -> Callable[[int, torch.Tensor, torch.Tensor], None]:
-    """The sampler's callback: advance the progress bar; stop at the first step whose result is not finite."""
+    """The sampler's callback: advance the progress bar; stop at the first step whose result is not finite, or that
+    follows a Ctrl-C a library swallowed (svd3d.signals)."""
 
     def callback(i: int, x: torch.Tensor, denoised: torch.Tensor) -> None:
+        signals.check()
         bar.update()
         check_finite(denoised, f"sampling produced non-finite latents at step {i + 1} of {steps}", unet)
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svd3d import signals
 from svd3d.errors import SVD3DError
 from svd3d.geometry import srgb_to_linear
 from svd3d.outputs import atomic_file
@@ -125,7 +126,7 @@ def _vertex_rgba(mesh) -> np.ndarray | None:
 
 def _as_vertex_colored(mesh) -> trimesh.Trimesh:
     """A copy with vertex colours (a texture sampled at the vertices) and seam-split vertices merged again."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     out = mesh.copy()
     if out.visual.kind == "texture":
@@ -179,7 +180,7 @@ def _append_accessor(tree: dict, binary: bytearray, data: np.ndarray, kind: str)
 
 def export_glb(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
     """glTF 2.0 binary: PBR material, embedded texture or linear COLOR_0, smooth normals (module docstring)."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     # 1. geometry, normals and material as trimesh exports them
     out = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), process=False)
@@ -283,7 +284,7 @@ def export_ply(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
 
 def export_stl(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
     """Binary STL: triangles only."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     out = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), process=False)
     with atomic_file(path) as tmp:

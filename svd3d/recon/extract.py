@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from svd3d import signals
 from svd3d.errors import SVD3DError
 from svd3d.geometry import grid_shape, marching_cubes
 from svd3d.recon.field import RadianceField
@@ -52,7 +53,7 @@ def extract_mesh(
     where the field is coarser (a field fitted to small views: finer cells only trace its trilinear blend).
     `smooth`: Gaussian sigma in field cells of the density (clipped at twice the level, so the solid inside does
     not push the surface outwards) before marching cubes [SMOOTH_CELLS]; 0 keeps every bump."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
     from scipy.ndimage import binary_fill_holes
 
     # 1. check inputs

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svd3d import signals
 from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
 from svd3d.geometry import grid_shape, import_open3d, raycasting_scene
@@ -698,6 +699,7 @@ def fit_field(
         stage_started = time.perf_counter()
         for _ in range(iterations):
             # 4. one step: rays weighted by view trust and silhouette edges, composited on white
+            signals.check()  # a Ctrl-C that a library swallowed stops the fit here
             decay = settings.lr_decay ** (done / max(total - 1, 1))
             bases = [settings.lr_density, settings.lr_color]
             bases += [settings.lr_appearance] * settings.appearance + [settings.lr_warp] * settings.warp

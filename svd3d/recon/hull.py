@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from svd3d import signals
 from svd3d.cameras import Intrinsics, pixel_rays
 from svd3d.errors import SVD3DError
 from svd3d.geometry import import_open3d, marching_cubes, raycasting_scene
@@ -64,7 +65,7 @@ class HullGrid:
 
     def to_mesh(self) -> trimesh.Trimesh:
         """The hull's surface (marching cubes between occupied and empty voxel centres), in world coordinates."""
-        import trimesh
+        trimesh = signals.import_whole("trimesh")
 
         if not self.occupancy.any():
             raise SVD3DError("the visual hull is empty: the silhouettes share no volume (check the cameras)")

@@ -36,7 +36,7 @@ def _has_colors(mesh) -> bool:
 
 def _component_labels(mesh) -> np.ndarray:
     """(F,) int label of the edge-connected component of each face."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     return trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
 
@@ -78,7 +78,7 @@ def cleanup(
     component's are dropped (floaters). fill_holes: close holes trimesh can close (triangles and quads only).
     smooth_iterations: Taubin lambda/mu passes (Taubin 1995), 0 to keep the surface as it is.
     """
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     # 1. check inputs
     if not 0 <= min_component_fraction <= 1:
@@ -165,7 +165,7 @@ def decimate(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
     A mesh already within the budget is returned unchanged (a copy). Vertex colours are carried over from the
     nearest point of the original surface; a UV texture becomes vertex colours (unwrap and bake after this).
     """
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     fast_simplification = signals.import_whole("fast_simplification")  # native: see svd3d.signals
 

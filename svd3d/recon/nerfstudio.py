@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from svd3d import outputs
+from svd3d import outputs, signals
 from svd3d.cameras import CameraFrame, angles_from_c2w, read_transforms, transforms_dict
 from svd3d.errors import SVD3DError
 from svd3d.geometry import marching_cubes
@@ -441,7 +441,7 @@ def _density_grid(pipeline, dp: DataparserTransform, resolution: int, chunk: int
 
 def _marching_cubes(density: np.ndarray, axis: np.ndarray, level: float):
     """Surface where (R, R, R) density on the world grid axis^3 crosses `level`, normals outward; None if none."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     if not density.max() > level:
         return None
@@ -506,7 +506,7 @@ def _density_mesh(pipeline, dp, resolution: int, threshold: float | None, chunk:
 
 
 def _tsdf_mesh(pipeline, dp, resolution: int, work: Path):
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
     from nerfstudio.exporter.tsdf_utils import export_tsdf_mesh
 
     corners = np.array(np.meshgrid([-0.5, 0.5], [-0.5, 0.5], [-0.5, 0.5], indexing="ij")).reshape(3, -1).T

@@ -98,7 +98,7 @@ def unwrap(mesh: trimesh.Trimesh, *, size: int = DEFAULT_TEXTURE_SIZE, padding: 
     vertex's source vertex). Colours are not carried over: bake them (`bake_texture`) from views. Decimate before
     unwrapping; simplification drops UVs.
     """
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     xatlas = signals.import_whole("xatlas")  # native: not to be interrupted while it initialises
 
@@ -434,7 +434,7 @@ def bake_texture(
 
 def apply_texture(mesh_uv: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
     """A copy of `mesh_uv` whose material is glTF PBR: the texture as base colour, metallic 0, rough."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     material = trimesh.visual.material.PBRMaterial(
         name="svd3d_baked",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from svd3d import outputs
+from svd3d import outputs, signals
 from svd3d.batch import Rank, rank_threads, shard
 from svd3d.cameras import DEFAULT_FOV_DEG, DEFAULT_RADIUS, DynamicOrbit, StaticOrbit, orbit_c2w
 from svd3d.errors import SVD3DError
@@ -142,7 +142,7 @@ def render_object_orbits(mesh: trimesh.Trimesh, rng: np.random.Generator, settin
     Returns {"frames": (O, T, H, W, 3) uint8, "masks": (O, T, H, W) uint8, "elevations", "azimuths": (O, T)
     float32, "start_azimuth": degrees, "looks": one dict per orbit (light, material, framing)}.
     """
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     start = float(rng.uniform(0.0, 360.0))
     turned = mesh.copy()

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 from tqdm import tqdm
 
+from svd3d import signals
 from svd3d.errors import SVD3DError
 from svd3d.training.data import OrbitBuffer, OrbitData, RenderOrbitSettings, check_dataset_output, whole_number
 from svd3d.training.meshes import object_rng, render_object_orbits
@@ -141,7 +142,7 @@ class ProceduralSettings:
 
 def _primitive(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
     """One primitive centred at the origin, about 0.3-0.7 units across, no side under a third of the longest."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     if kind == "box":
         extents = rng.uniform(0.25, 0.65, 3)
@@ -170,7 +171,7 @@ def _primitive(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
 def _more_primitive(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
     """The primitives beyond tiny-orbit's (MORE_PRIMITIVES, then the held-out ones), centred at the origin, about
     0.3-0.7 units across, their axis (if any) along +Z; plates and rods are thin on purpose."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     if kind == "wedge":  # a triangular prism
         half = rng.uniform(0.15, 0.3)
@@ -214,7 +215,7 @@ def _more_primitive(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
 def _prism(outline: np.ndarray, height: float) -> trimesh.Trimesh:
     """(n, 2) counter-clockwise outline, star-shaped about its centroid -> the closed prism of that outline along Z,
     centred: caps fanned from the centroid, one quad per side."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     n, centre = len(outline), outline.mean(axis=0)
     ring = np.arange(n)
@@ -237,7 +238,7 @@ def _prism(outline: np.ndarray, height: float) -> trimesh.Trimesh:
 def _trefoil(tube: float, squash: float, samples: int = 120, sides: int = 12) -> trimesh.Trimesh:
     """A trefoil knot (x = sin t + 2 sin 2t, y = cos t - 2 cos 2t, z = -sin 3t, scaled to about 0.55 across) as a
     closed tube of radius `tube`; its frame N = T x Z never degenerates (the knot's xy speed is at least 3)."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     t = np.linspace(0.0, 2 * np.pi, samples, endpoint=False)
     scale = 0.55 / 6.0
@@ -287,7 +288,7 @@ def _pattern(
 ) -> trimesh.Trimesh:
     """The part, its faces cut along the pattern's edges and coloured (RGBA face colours) in its own frame;
     `up` is the world's +Y in that frame."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     vertices, faces = np.asarray(part.vertices), np.asarray(part.faces)
     axes = _pattern_axes(up, rng)
@@ -325,7 +326,7 @@ def _pattern(
 
 def _face_coloured(vertices: np.ndarray, faces: np.ndarray, rgb: np.ndarray) -> trimesh.Trimesh:
     """A mesh with (F, 3) sRGB face colours, opaque."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     mesh.visual.face_colors = np.concatenate([rgb, np.full((len(rgb), 1), 255)], axis=1).astype(np.uint8)
@@ -400,7 +401,7 @@ def _direction(rng: np.random.Generator) -> np.ndarray:
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:
     """(4, 4) a free random rotation half the time, else an upright part turned about +Y."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     if rng.random() < 0.5:
         return trimesh.transformations.random_rotation_matrix(rand=rng.random(3))
@@ -487,7 +488,7 @@ def _object(
 ) -> trimesh.Trimesh:  # fmt: skip
     """The generator behind random_object and held_out_object: one part (at a random index) drawn from `required`
     when it is given. The draws of tiny-orbit's settings are exactly those it was trained on."""
-    import trimesh
+    trimesh = signals.import_whole("trimesh")
 
     counts, count_p = _part_counts(settings.max_parts)
     count = int(rng.choice(counts, p=count_p))
