@@ -52,10 +52,15 @@ ALL_LEVELS = {**LEVELS, **PARTS}
 # named reconstruction settings: {"align": {align.py constant: value}, "extract": {extract.py constant: value},
 # "pipeline": {pipeline.py constant: value}, "field": {FieldSettings field: value}}
 VARIANTS: dict[str, dict] = {
-    "default": {},  # the code as it stands: a 1 % tolerant bound and per-view warps (FieldSettings)
+    "default": {},  # the code as it stands: a drift pass, a 1 % tolerant bound and per-view warps (FieldSettings)
+    # one pass: no drift pass before the hull is carved again (the default before FieldSettings.drift_stages)
+    "onepass": {"field": {"drift_stages": 0}},
+    "drift1": {"field": {"drift_stages": 1}},
     # before the levers (the default until this benchmark chose them): the exact hull bounds the field, no per-view
     # warps or colour
-    "baseline": {"field": {"hull_tolerance": 0.0, "warp": False, "align": False, "appearance": False}},
+    "baseline": {
+        "field": {"hull_tolerance": 0.0, "warp": False, "align": False, "appearance": False, "drift_stages": 0}
+    },
     # one lever at a time: the tolerant bound (1 % / 2 % of the side; the input view's exact) without warps, the
     # warps inside the exact hull; the default under its old name; a 2 % bound with warps
     "tol1": {"field": {"warp": False}},

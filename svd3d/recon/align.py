@@ -100,6 +100,19 @@ def plausible(params: np.ndarray, shape: tuple[int, int]) -> bool:
     )
 
 
+def compose(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """(N, 4) similarities (full-size pixels): warping by `first` and the result by `then` is warping once by
+    the returned ones. With M = rotation / scale (see `similarity_matrix`), the output samples the input at
+    M1 M2 (x - c - t2 - M2^-1 t1) + c: angles and log scales add, t = t2 + M2^-1 t1."""
+    first, then = np.asarray(first, np.float64), np.asarray(then, np.float64)
+    out = first + then
+    for i, ((r1, c1, _, _), (_, _, ls2, a2)) in enumerate(zip(first, then, strict=True)):
+        cos, sin = np.cos(a2), np.sin(a2)
+        m2_inverse = np.exp(ls2) * np.array([[cos, -sin], [sin, cos]])  # the inverse of [[cos, sin], [-sin, cos]] / s
+        out[i, :2] = then[i, :2] + m2_inverse @ np.array([r1, c1])
+    return out
+
+
 def warp_views(views: ViewSet, params: np.ndarray) -> ViewSet:
     """The views with each image (white outside) and mask warped by its similarity ((N, 4), full-size pixels)."""
     images, masks = views.images.copy(), views.masks.copy()

@@ -19,7 +19,7 @@ from svd3d.devices import resolve_device
 from svd3d.errors import SVD3DError
 from svd3d.image_metrics import psnr
 from svd3d.recon import align as align_module
-from svd3d.recon.align import align_silhouettes, warp_views
+from svd3d.recon.align import align_silhouettes, compose, warp_views
 from svd3d.recon.export import check_height, export_mesh, files_written, parse_formats
 from svd3d.recon.extract import extract_mesh
 from svd3d.recon.field import FieldSettings, fit_field, fitted_views
@@ -143,26 +143,8 @@ def reconstruct(
                      moved.max(), moved.mean(), 100 * np.abs(np.expm1(alignment[:, 2])).max())  # fmt: skip
     field_settings = FieldSettings(seed=seed).for_views(max(views.intrinsics.width, views.intrinsics.height))
     with timer("hull"):
-        hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution)
-        if not hull.occupancy.any():
-            raise SVD3DError(f"the views in {folder} share no volume: their cameras do not match the images")
-        # no view sees below the lowest silhouette rim: the hull's wedge there is a guess; a flat cut is a better one
-        floor = lowest_rim_height(hull, views.masks, views.c2w, views.intrinsics)
-        if floor is not None:
-            before = int(hull.occupancy.sum())
-            hull = cut_below(hull, floor)
-            log.info("floor: the lowest silhouette rim is at y = %.4f; cut %d hull voxels below it", floor,
-                     before - int(hull.occupancy.sum()))  # fmt: skip
-        # the field's bound: generated views drift by a percent or two, and a hull is an intersection, so every
-        # drifted silhouette cuts the others' geometry away. The field is bounded by the hull of the silhouettes
-        # widened by FieldSettings.hull_tolerance (the trusted input view's stays exact); its mask loss and its
-        # per-view warps find the surface inside
-        bound = hull  # the field starts solid in the exact hull either way (FieldSettings.band_start)
-        if method == "field" and field_settings.hull_tolerance > 0:
-            bound = carve_visual_hull(views.masks, views.c2w, views.intrinsics, hull_resolution,
-                                      tolerance=field_settings.hull_tolerance,
-                                      hard_views=np.flatnonzero(views.weights > 1))  # fmt: skip
-            bound = cut_below(bound, floor) if floor is not None else bound
+        tolerance = field_settings.hull_tolerance if method == "field" else 0.0
+        hull, bound, floor = carve_hull_and_bound(views, hull_resolution, tolerance, folder)
 
     # 4. the surface
     size = max(views.intrinsics.width, views.intrinsics.height)  # the work scales with what the views hold
@@ -172,12 +154,26 @@ def reconstruct(
             mesh = hull.to_mesh()
         elif method == "field":
             # small views (the bundled models' 64 px) hold no more than a coarse grid can fit: the stages that
-            # would only upsample them are cut (FieldSettings.for_views, above)
+            # would only upsample them are cut (FieldSettings.for_views, above). A first, coarse pass finds each
+            # view's drift (FieldSettings.drift_stages); the views are moved by it, the hull and the bound carved
+            # again from them, and the field fitted on them
+            drift_pass, drift = field_settings.drift_pass(), None
+            if drift_pass is not None and (views.weights <= 1).any():
+                coarse = fit_field(views, bound, drift_pass, start=hull, device=str(dev), progress=progress)
+                drift = coarse.view_alignment
+                views = warp_views(views, drift)
+                hull, bound, floor = carve_hull_and_bound(views, hull_resolution, tolerance, folder)
+                moved = np.hypot(*drift[:, :2].T)
+                log.info("drift pass: views moved by up to %.1f px (mean %.1f); the hull carved again from them",
+                         moved.max(), moved.mean())  # fmt: skip
             field = fit_field(views, bound, field_settings, start=hull, device=str(dev), progress=progress)
             mesh = extract_mesh(field)
             bake_views = fitted_views(views, field)  # each view's drift and colour undone, as the fit found them
             if field.view_alignment is not None:
                 alignment, alignment_note = field.view_alignment, "fitted with the radiance field"
+                if drift is not None:  # the two passes' warps, as one
+                    alignment = compose(drift, alignment)
+                    alignment_note += ", after a drift pass whose moved views carved the hull again"
         else:
             extra = {} if iterations is None else {"iterations": iterations}
             with tempfile.TemporaryDirectory(prefix="svd3d-nerfacto-") as workdir:  # its dataset and run
@@ -254,6 +250,32 @@ def reconstruct(
         }
         media.write_json(staging / "recon.json", report)
     return ReconResult(mesh, files, report)
+
+
+def carve_hull_and_bound(views, resolution: int, tolerance: float, folder: Path):
+    """The views' visual hull, cut flat below the lowest silhouette rim (no view sees below it: the hull's wedge
+    there is a guess, a flat cut a better one), and the radiance field's bound -> (hull, bound, floor height or
+    None).
+
+    The bound: generated views drift by a percent or two, and a hull is an intersection, so every drifted
+    silhouette cuts the others' geometry away. The field is bounded by the hull of the silhouettes widened by
+    `tolerance` (FieldSettings.hull_tolerance; the trusted input view's stays exact); its mask loss and its per-view
+    warps find the surface inside. With tolerance 0 the bound is the hull."""
+    hull = carve_visual_hull(views.masks, views.c2w, views.intrinsics, resolution)
+    if not hull.occupancy.any():
+        raise SVD3DError(f"the views in {folder} share no volume: their cameras do not match the images")
+    floor = lowest_rim_height(hull, views.masks, views.c2w, views.intrinsics)
+    if floor is not None:
+        before = int(hull.occupancy.sum())
+        hull = cut_below(hull, floor)
+        log.info("floor: the lowest silhouette rim is at y = %.4f; cut %d hull voxels below it", floor,
+                 before - int(hull.occupancy.sum()))  # fmt: skip
+    bound = hull
+    if tolerance > 0:
+        bound = carve_visual_hull(views.masks, views.c2w, views.intrinsics, resolution, tolerance=tolerance,
+                                  hard_views=np.flatnonzero(views.weights > 1))  # fmt: skip
+        bound = cut_below(bound, floor) if floor is not None else bound
+    return hull, bound, floor
 
 
 def _alignment_report(alignment: np.ndarray | None, how: str) -> dict | None:
