@@ -796,35 +796,29 @@ def test_signal_between_the_two_renames_of_the_swap(signame, tmp_path, monkeypat
     assert hidden(tmp_path) == [], f"left behind: {hidden(tmp_path)}"
 
 
-def test_a_native_module_is_not_interrupted_while_it_loads(tmp_path, monkeypatch):
-    """Ctrl-C while a module loads mid-job (open3d, xatlas: native extensions that would turn it into ImportError
-    'initialization failed') is delivered once the module is loaded, as the interruption it is."""
+LOADING = {  # modules that must not lose a Ctrl-C while they load mid-job: what each does with it
+    # open3d, xatlas: native extensions would turn it into ImportError 'initialization failed'
+    "native": "import time\ntime.sleep(0.5)\n",
+    # trimesh loads its optional parts in `try: ... except BaseException`: the job would go on and write its output
+    "swallows": "import time\ntry:\n    time.sleep(0.5)\nexcept BaseException:\n    pass\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(LOADING))
+def test_a_module_loaded_mid_job_is_not_interrupted_and_the_interrupt_not_lost(kind, tmp_path, monkeypatch):
+    """Ctrl-C while such a module loads is delivered once it has loaded (signals.import_whole), as the
+    interruption it is."""
     from svd3d import signals
 
-    (tmp_path / "slow_to_load.py").write_text("import time\ntime.sleep(0.5)\nLOADED = True\n")
+    name = f"loading_{kind}"
+    (tmp_path / f"{name}.py").write_text(LOADING[kind] + "LOADED = True\n")
     monkeypatch.syspath_prepend(tmp_path)
     timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
     with signals.caught() as received:
         timer.start()
         with pytest.raises(KeyboardInterrupt):
-            signals.import_whole("slow_to_load")
-    assert sys.modules.pop("slow_to_load").LOADED and received == [signal.SIGINT]
-
-
-def test_a_module_that_swallows_the_interrupt_as_it_loads_does_not_lose_it(tmp_path, monkeypatch):
-    """trimesh loads its optional parts in `try: ... except BaseException`: Ctrl-C while it loads would be lost, and
-    the job would go on to write its output. Loaded with import_whole, the interrupt comes once it is loaded."""
-    from svd3d import signals
-
-    (tmp_path / "swallows.py").write_text("import time\ntry:\n    time.sleep(0.5)\nexcept BaseException:\n    pass\n")
-    monkeypatch.syspath_prepend(tmp_path)
-    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
-    with signals.caught() as received:
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            signals.import_whole("swallows")
-    sys.modules.pop("swallows")
-    assert received == [signal.SIGINT]
+            signals.import_whole(name)
+    assert sys.modules.pop(name).LOADED and received == [signal.SIGINT]
 
 
 @pytest.mark.parametrize("signame", list(SIGNALS))
