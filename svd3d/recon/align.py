@@ -105,11 +105,11 @@ def compose(first: np.ndarray, then: np.ndarray) -> np.ndarray:
     the returned ones. With M = rotation / scale (see `similarity_matrix`), the output samples the input at
     M1 M2 (x - c - t2 - M2^-1 t1) + c: angles and log scales add, t = t2 + M2^-1 t1."""
     first, then = np.asarray(first, np.float64), np.asarray(then, np.float64)
+    r1, c1 = first[:, 0], first[:, 1]
+    s2, cos, sin = np.exp(then[:, 2]), np.cos(then[:, 3]), np.sin(then[:, 3])
     out = first + then
-    for i, ((r1, c1, _, _), (_, _, ls2, a2)) in enumerate(zip(first, then, strict=True)):
-        cos, sin = np.cos(a2), np.sin(a2)
-        m2_inverse = np.exp(ls2) * np.array([[cos, -sin], [sin, cos]])  # the inverse of [[cos, sin], [-sin, cos]] / s
-        out[i, :2] = then[i, :2] + m2_inverse @ np.array([r1, c1])
+    out[:, 0] = then[:, 0] + s2 * (cos * r1 - sin * c1)  # M2^-1 = s2 [[cos, -sin], [sin, cos]]
+    out[:, 1] = then[:, 1] + s2 * (sin * r1 + cos * c1)
     return out
 
 

@@ -21,9 +21,11 @@ Fitting, one readable loop (`fit_field`):
     Adam on the raw grids;
   - generated views drift from view to view (the object shifts, scales and turns by a percent or two): with `warp`
     (the default) each view but the trusted ones (the input view) gets a 2D similarity (shift, scale, turn about
-    the image centre) fitted jointly with the grids, inside a hull of silhouettes widened by `hull_tolerance`: each pixel's target colour and mask are read bilinearly from
-    its view at the warped position, so the warps get gradients from the images, and a small prior keeps views
-    where the others do not pull them. The field is the views' consensus; each view moves onto it. (`align`, the
+    the image centre) fitted jointly with the grids, inside a hull of silhouettes widened by `hull_tolerance`: each
+    pixel's target colour and mask are read bilinearly from its view at the warped position, so the warps get
+    gradients from the images, and a small prior keeps views where the others do not pull them. The field is the
+    views' consensus; each view moves onto it (`svd3d recon` first runs `drift_pass` stages to move the views and
+    carve their hull again: `drift_stages`). (`align`, the
     older lever, registers each view once with the coarse field's render instead; off.) With `appearance`, each
     such view also gets a gain and an offset per channel mapping the field's colour onto the view's, fitted with
     the grids (kept small by `appearance_prior`); `fitted_views` applies warps and colour to the views for the
@@ -110,8 +112,8 @@ class FieldSettings:
     # `svd3d recon` fits in two passes: this many of the first stages find each view's drift (the warps), the views
     # are moved by it and the hull and the bound carved again from them, and every stage fits the field to the
     # moved views. The bound carved from drifted silhouettes cuts real geometry that no warp brings back: on the
-    # bunny's drifted views (benchmarks/recon_generated.py, mild-drift) Chamfer 0.0230 -> 0.0106 (drift undone
-    # perfectly: 0.0095); 1 stage: 0.0142. 0: one pass
+    # bunny's drifted views (benchmarks/recon_generated.py, mild-drift) Chamfer 0.0230 -> 0.0112 (drift undone
+    # perfectly: 0.0095; 1 stage: 0.0142); mean of 4 meshes, mild level 0.0253 -> 0.0196. 0: one pass
     drift_stages: int = 2
     seed: int = 0  # RNG seed: same views, hull, settings and seed give the same field (on one device)
 
@@ -655,7 +657,7 @@ def fit_field(
 ) -> RadianceField:
     """Fit a radiance field to posed views inside their visual hull, coarse to fine (see the module docstring).
     `start`: where the density starts solid when that is not all of `hull` (the exact hull inside a tolerant
-    bound, with `settings.start_exact`)."""
+    bound; the band between starts at `settings.band_start`)."""
     from scipy.ndimage import binary_dilation
     from tqdm.auto import tqdm
 
