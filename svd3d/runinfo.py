@@ -8,22 +8,24 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 
 from svd3d.version import __version__
 
 
 def versions() -> dict[str, str]:
-    import diffusers
-    import torch
-    import transformers
+    """The versions a run.json records. A package the job never imported is read from its installed metadata:
+    importing diffusers and transformers only to ask costs `svd3d recon` more than a second."""
+
+    def version(name: str) -> str:
+        module = sys.modules.get(name)
+        return module.__version__ if module is not None else metadata.version(name)
 
     return {
         "svd3d": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
+        **{name: version(name) for name in ("torch", "diffusers", "transformers")},
     }
 
 

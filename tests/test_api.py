@@ -42,6 +42,18 @@ def test_import_and_help_stay_light():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_recorded_versions_import_nothing_a_job_did_not_need():
+    """run.json / recon.json record diffusers' and transformers' versions; `svd3d recon` uses neither, and importing
+    them only to ask cost it more than a second. The installed versions are recorded, the same as the modules'."""
+    code = (
+        "import sys; from importlib import metadata; from svd3d.runinfo import versions; v = versions(); "
+        "assert not {'diffusers', 'transformers'} & set(sys.modules), v; "
+        "assert v['diffusers'] == metadata.version('diffusers') and v['transformers'] == metadata.version('transformers'); "
+        "import diffusers, transformers; assert versions() == v, (versions(), v)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_defaults_are_written_once():
     """The API's signatures and the command line's options both take svd3d.defaults' values."""
     orbit = inspect.signature(svd3d.generate_orbit).parameters
