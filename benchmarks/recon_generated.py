@@ -103,6 +103,10 @@ VARIANTS: dict[str, dict] = {
     "blur0.75": {"extract": {"SMOOTH_CELLS": 0.75}},
     "blur1": {"extract": {"SMOOTH_CELLS": 1.0}},
     "blur2": {"extract": {"SMOOTH_CELLS": 2.0}},
+    # the floor cut below the views' silhouette rims (svd3d.recon.pipeline.FLOOR_QUANTILE, default 0.25): at the
+    # lowest rim (the default before), or at the median
+    "floor-min": {"pipeline": {"FLOOR_QUANTILE": 0.0}},
+    "floor-q50": {"pipeline": {"FLOOR_QUANTILE": 0.5}},
 }
 
 

@@ -195,13 +195,14 @@ def silhouette_iou(hull: HullGrid, masks: np.ndarray, c2w: np.ndarray, intrinsic
 
 
 def lowest_rim_height(
-    hull: HullGrid, masks: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics, rows: int = 2
+    hull: HullGrid, masks: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics, rows: int = 2, quantile: float = 0.0
 ) -> float | None:
     """World height (y) of the lowest point known to lie on the object: per view, the rays through the lowest
     `rows` rows of its silhouette enter the hull on the silhouette's rim, which touches the object there; the
     lowest entry point over all views. None when no view gives one (views whose silhouette reaches the image's
     bottom edge are skipped: the object may go on below the frame). Use the exact hull (no tolerance): in a
-    tolerant one, the rays of a view drifted down find the band below the object."""
+    tolerant one, the rays of a view drifted down find the band below the object. `quantile` > 0 takes that
+    quantile of the views' lowest entry points instead of the lowest: one view that drifted down cannot lower it."""
     masks = _binary(masks)
     o3d = import_open3d()
     scene = raycasting_scene(hull.to_mesh())
@@ -219,7 +220,7 @@ def lowest_rim_height(
         hit = np.isfinite(t)
         if hit.any():
             lowest.append(float((origins[hit, 1] + t[hit] * dirs[hit, 1]).min()))
-    return min(lowest) if lowest else None
+    return float(np.quantile(lowest, quantile)) if lowest else None
 
 
 def cut_below(hull: HullGrid, height: float) -> HullGrid:
