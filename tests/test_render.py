@@ -120,6 +120,8 @@ def test_views_that_drift_lower_the_lowest_rim_but_not_a_quantile():
     quartile = lowest_rim_height(hull, masks, views.c2w, views.intrinsics, quantile=0.25)
     assert bottom - lowest > 3 * voxel, (lowest, bottom)
     assert abs(quartile - bottom) < voxel, (quartile, bottom)
+    with pytest.raises(SVD3DError, match="quantile must be from 0 to 1"):
+        lowest_rim_height(hull, masks, views.c2w, views.intrinsics, quantile=1.5)
 
 
 def test_mirrored_azimuths_reproject_clearly_worse():

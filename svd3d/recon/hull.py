@@ -203,6 +203,8 @@ def lowest_rim_height(
     bottom edge are skipped: the object may go on below the frame). Use the exact hull (no tolerance): in a
     tolerant one, the rays of a view drifted down find the band below the object. `quantile` > 0 takes that
     quantile of the views' lowest entry points instead of the lowest: one view that drifted down cannot lower it."""
+    if not 0.0 <= quantile <= 1.0:
+        raise SVD3DError(f"quantile must be from 0 to 1, got {quantile!r}")
     masks = _binary(masks)
     o3d = import_open3d()
     scene = raycasting_scene(hull.to_mesh())

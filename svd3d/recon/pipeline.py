@@ -40,8 +40,8 @@ MIRROR_MARGIN = 0.02  # the mirrored hull must re-project this much better (mean
 # the floor is this quantile of the views' lowest rim heights, not the lowest: one generated view that drifted down
 # lowers the lowest by far (its bottom rows look under the object, into the hull's wedge), and the flat cut below it
 # then leaves a skirt. Measured (benchmarks/recon_generated.py, 4 bench meshes, 576 px): the strong level's floor
-# fell 0.06 below the Duck's true bottom; Chamfer 0.0322 -> 0.0255 (Duck 0.0226 -> 0.0102), clean 0.0160 -> 0.0162
-# (the median: 0.0253 and 0.0168, a voxel of the Duck's and suzanne's bottoms cut)
+# fell 0.06 below the Duck's true bottom; Chamfer 0.0322 -> 0.0255 (Duck 0.0226 -> 0.0102), mild 0.0196 -> 0.0192,
+# clean 0.0160 -> 0.0162 (the median: strong 0.0253, clean 0.0168, a voxel of the Duck's and suzanne's bottoms cut)
 FLOOR_QUANTILE = 0.25
 # Taubin passes (no shrinkage) on each method's surface: a hull's voxel staircase shades as speckles
 SMOOTH_ITERATIONS = {"hull": 10, "field": 0, "nerfacto": 0}
