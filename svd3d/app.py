@@ -39,7 +39,7 @@ INSTALL_HINT = 'pip install -e ".[app]" (or pip install "svd3d[app]")'
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 ORBITS = ("auto", "static", "dynamic")  # `svd3d orbit --orbit`
 METHODS = ("field", "hull")  # `svd3d orbit --method` without nerfacto (its own venv, a GPU)
-FACE_BUDGETS = ("mobile", "default", "hero")  # or a number
+FACE_BUDGETS = ("auto", "mobile", "default", "hero")  # or a number
 
 
 def orbit_models(extra: tuple[str, ...] = ()) -> list[str]:

@@ -273,7 +273,8 @@ def _recon_options(fn):
             "--faces",
             default=defaults.FACES,
             show_default=True,
-            help="Face budget: a number, or mobile (5000), default (20000), hero (50000).",
+            help="Face budget: auto (20000, fewer for views under 100 px: 8000 at 64 px), a number, or mobile (5000), "
+            "default (20000), hero (50000).",
         ),  # fmt: skip
         click.option(
             "--texture",

@@ -36,7 +36,8 @@ OBJECT_FRACTION = 0.85  # the object's larger side as a fraction of the conditio
 # reconstruction (svd3d recon, the mesh stage of svd3d orbit)
 RECON_METHOD = "field"  # radiance field fitted to the views; "hull" is the visual hull alone
 MESH_FORMATS = "glb"  # comma-separated: glb, obj, ply, stl
-FACES = "default"  # a number, or a budget's name (svd3d.recon.mesh: mobile, default, hero)
+FACES = "auto"  # a number, a budget's name (svd3d.recon.mesh: mobile, default, hero), or auto: the default budget
+# (20000), fewer when the views hold fewer (8000 for 64 px views)
 TEXTURE = "auto"  # texture side in pixels, or auto: up to 1024, no more than the views hold (512 for 64 px views)
 RECON_SEED = 0  # the field's initialisation and ray sampling
 

@@ -248,6 +248,7 @@ def test_decimate_rejects_bad_budgets(bad):
 def test_face_presets():
     assert FACE_PRESETS == {"mobile": 5000, "default": 20000, "hero": 50000}
     assert check_faces("hero") == 50000 and check_faces("1234") == 1234 and check_faces(np.int64(8)) == 8
+    assert check_faces("auto") == "auto"  # the number is picked once the views' size is known
 
 
 # ------------------------------------------------------------------------------------------------ unwrap

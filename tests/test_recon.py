@@ -14,6 +14,7 @@ from PIL import Image
 from svd3d.cameras import CameraFrame, Intrinsics, StaticOrbit, orbit_c2w, read_transforms, write_transforms
 from svd3d.cli import main
 from svd3d.errors import SVD3DError
+from svd3d.recon.mesh import faces_for_views
 from svd3d.recon.pipeline import check_direction, reconstruct
 from svd3d.recon.texture import texture_for_views
 from svd3d.recon.views import load_views
@@ -71,6 +72,13 @@ def test_recon_vertex_colours_and_height(views_dir, tmp_path):
     assert loaded.visual.kind == "vertex"
     assert abs(loaded.extents[1] - 1.7) < 0.02
     assert result.report["mesh"]["uv"] is False
+    # --faces auto (the default): 96 px views hold 18000 faces, not the default budget's 20000
+    assert result.report["settings"]["faces"] == "auto" and 17000 < result.report["mesh"]["faces"] <= 18000
+
+
+def test_auto_faces_hold_what_the_views_hold():
+    """Two triangles per view pixel, rounded to a thousand, from the mobile budget (5000) to the default (20000)."""
+    assert [faces_for_views(s) for s in (16, 50, 64, 96, 100, 576)] == [5000, 5000, 8000, 18000, 20000, 20000]
 
 
 def test_direction_check_flips_mirrored_cameras(views_dir, tmp_path):

@@ -246,6 +246,10 @@ def test_the_drift_pass_is_the_first_stages_with_warps():
     assert settings.for_views(64).drift_pass().iterations == settings.for_views(64).iterations  # one stage: all
     with pytest.raises(SVD3DError, match="drift_stages"):
         FieldSettings(drift_stages=-1).stages()
+    assert FieldSettings(drift_iterations=1 / 3).drift_pass().iterations == (50, 50)  # a fraction of each stage's
+    for bad in (0.0, 1.5):
+        with pytest.raises(SVD3DError, match="drift_iterations"):
+            FieldSettings(drift_iterations=bad).drift_pass()
 
 
 def test_recon_carves_the_hull_again_from_views_its_drift_pass_aligned(tmp_path):

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FACE_PRESETS = {"mobile": 5000, "default": 20000, "hero": 50000}  # triangle budgets by target
+# `--faces auto`: the default budget, or fewer when the views hold fewer: this many triangles per view pixel (of a
+# square view), rounded to a thousand. 64 px views (the bundled models') get 8000; views from 100 px up, 20000.
+# Measured on the bundled orbit job's toy_a views (64 px): 8000 faces re-project as 20000 do (silhouette IoU
+# 0.917, view PSNR 21.1 dB both) and unwrap and bake in 1.4 s instead of 3.9 s
+FACES_PER_VIEW_PIXEL = 2
 MIN_FACES = 4  # a tetrahedron: the smallest closed surface
 
 
@@ -124,16 +129,26 @@ def cleanup(
 # ------------------------------------------------------------------------------------------------ decimate
 
 
-def check_faces(faces) -> int:
-    """Validate a triangle budget (`--faces`): an integer >= MIN_FACES or a FACE_PRESETS name."""
+def faces_for_views(size: int) -> int:
+    """The triangle budget `--faces auto` picks for views of `size` px (longer side): FACES_PER_VIEW_PIXEL per view
+    pixel, rounded to a thousand, from the mobile budget up to the default one."""
+    wanted = round(FACES_PER_VIEW_PIXEL * int(size) ** 2, -3)
+    return int(min(FACE_PRESETS["default"], max(FACE_PRESETS["mobile"], wanted)))
+
+
+def check_faces(faces) -> int | str:
+    """Validate a triangle budget (`--faces`): an integer >= MIN_FACES, a FACE_PRESETS name (-> its number) or
+    "auto" (kept: `faces_for_views` picks the number once the views' size is known)."""
     if isinstance(faces, str):
+        if faces == "auto":
+            return faces
         if faces in FACE_PRESETS:
             return FACE_PRESETS[faces]
         try:
             faces = int(faces)
         except ValueError:
             raise SVD3DError(
-                f"--faces must be a number of triangles or one of {', '.join(FACE_PRESETS)}, got {faces!r}"
+                f"--faces must be a number of triangles, auto, or one of {', '.join(FACE_PRESETS)}, got {faces!r}"
             ) from None
     if isinstance(faces, bool) or not isinstance(faces, int | np.integer) or faces < MIN_FACES:
         raise SVD3DError(

@@ -24,7 +24,7 @@ from svd3d.recon.export import check_height, export_mesh, files_written, parse_f
 from svd3d.recon.extract import extract_mesh
 from svd3d.recon.field import FieldSettings, fit_field, fitted_views
 from svd3d.recon.hull import carve_visual_hull, cut_below, lowest_rim_height, silhouette_iou
-from svd3d.recon.mesh import check_faces, cleanup, decimate
+from svd3d.recon.mesh import check_faces, cleanup, decimate, faces_for_views
 from svd3d.recon.nerfstudio import reconstruct_nerfacto
 from svd3d.recon.texture import apply_texture, bake_texture, bake_vertex_colors, texture_for_views, unwrap
 from svd3d.recon.views import check_folder, downscale_views, load_views
@@ -51,7 +51,7 @@ SMOOTH_ITERATIONS = {"hull": 10, "field": 0, "nerfacto": 0}
 class ReconSettings:
     method: str
     formats: tuple[str, ...]
-    faces: int
+    faces: int | str  # triangle budget, or "auto" (faces_for_views)
     texture: int | str  # texture side in pixels, or "auto" (texture_for_views); 0 with vertex colours (--no-uv)
     height: float | None
     hull_resolution: int
@@ -113,7 +113,7 @@ def reconstruct(
         method=method, formats=formats, faces=faces, texture=texture, uv=uv, height=height, device=device,
         seed=seed, hull_resolution=hull_resolution, iterations=iterations,
     )  # fmt: skip
-    fmts, n_faces, height, dev = settings.formats, settings.faces, settings.height, resolve_device(settings.device)
+    fmts, height, dev = settings.formats, settings.height, resolve_device(settings.device)
     folder = check_folder(folder)
     out_dir = Path(output) if output is not None else folder
     outputs.check_addable(out_dir, output_names(fmts))
@@ -186,6 +186,7 @@ def reconstruct(
                 mesh = reconstruct_nerfacto(views, device=str(dev), seed=seed, workdir=workdir, **extra)
 
     # 5. cleanup, decimation, UVs and texture (or vertex colours)
+    n_faces = faces_for_views(size) if settings.faces == "auto" else settings.faces
     with timer("cleanup"):
         mesh = decimate(cleanup(mesh, smooth_iterations=SMOOTH_ITERATIONS[method]), n_faces)
     side = None  # the texture's side in pixels
