@@ -57,7 +57,7 @@ VARIANTS: dict[str, dict] = {
     "onepass": {"field": {"drift_stages": 0}},
     "drift1": {"field": {"drift_stages": 1}},
     "notrans": {"field": {"translation_gauge": "none"}},  # warps may move the object (before the translation gauge)
-    "transdepth": {"field": {"translation_gauge": "depth"}},  # only along the input view's depth axis
+    "transall": {"field": {"translation_gauge": "all"}},  # x, y and z (the default: only the input's depth axis)
     "drifthalf": {"field": {"drift_iterations": 0.5}},  # the drift pass at half its stages' iterations
     "driftthird": {"field": {"drift_iterations": 1 / 3}},
     # before the levers (the default until this benchmark chose them): the exact hull bounds the field, no per-view
