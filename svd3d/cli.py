@@ -614,6 +614,9 @@ def eval_orbit(model: str | None, data: Path | None, families: tuple[str, ...], 
               "model that takes cameras, else static].")  # fmt: skip
 @click.option("--steps", type=int, default=None, help="Sampling steps [model default].")
 @click.option("--faces", type=int, default=None, help="Face budget of the reconstructed meshes [5000].")
+@click.option("--family", type=click.Choice(["procedural", "held-out"]), default=None,
+              help="Which objects: the bundled generator's kind, or the held-out family of svd3d eval orbit (kinds "
+              "no training run makes, input views through svd3d orbit's preprocessing) [procedural].")  # fmt: skip
 @_dtype
 @_device
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,

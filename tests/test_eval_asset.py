@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from svd3d.cli import main
-from svd3d.eval.asset import LABELS, METHODS, evaluate_asset, held_out_object
+from svd3d.errors import SVD3DError
+from svd3d.eval.asset import LABELS, METHODS, evaluate_asset, family_object, held_out_object
 
 needs_matplotlib = pytest.mark.skipif(
     importlib.util.find_spec("matplotlib") is None, reason='matplotlib is not installed (pip install -e ".[plot]")'
@@ -41,6 +42,26 @@ def test_true_mesh_is_in_the_orbits_frame():
     obj = held_out_object(777, 0, 32, 5, "static")
     again = render_views(obj.mesh, obj.elevations[:1], obj.azimuths[:1], 32, light="headlight", supersample=3)
     np.testing.assert_array_equal(again.rgba[0, ..., :3], obj.frames[0])
+
+
+def test_held_out_family_object_is_the_family_sample_with_its_mesh_in_the_orbits_frame():
+    """--family held-out: the input view is the preprocessed picture `svd3d eval orbit --family held-out` makes,
+    the other frames its truth, and the true mesh is the framed one those renders show (a frame or scale mix-up
+    fails the silhouettes)."""
+    from svd3d.eval.family import family_samples
+    from svd3d.render import render_views
+
+    obj = family_object("held-out", 777, 1, 32, 5, "dynamic")
+    sample = list(family_samples("held-out", 2, size=32, views=5, seed=777))[3]  # object 1: static, then dynamic
+    assert obj.name == sample.name == "held-000001#dynamic"
+    np.testing.assert_array_equal(obj.frames[0], np.asarray(sample.prepared.image.convert("RGB")))
+    np.testing.assert_array_equal(obj.frames[1:], sample.truth[1:, ..., :3])
+    again = render_views(obj.mesh, obj.elevations, obj.azimuths, 32, supersample=3).rgba[..., 3] >= 128
+    truth = sample.truth[..., 3] >= 128
+    iou = (again & truth).sum((1, 2)) / (again | truth).sum((1, 2))
+    assert iou.min() > 0.97, iou
+    with pytest.raises(SVD3DError, match="family"):
+        evaluate_asset(objects=1, family="bench", device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")

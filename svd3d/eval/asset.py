@@ -78,6 +78,32 @@ class HeldOutObject:
     azimuths: np.ndarray  # (T,) degrees, 0 first, increasing
 
 
+def _objects(settings: dict) -> str:
+    """What the evaluated objects were, for titles."""
+    return (
+        "object(s) of the held-out family" if settings.get("family") == "held-out" else "held-out procedural object(s)"
+    )
+
+
+def family_object(family: str, seed: int, index: int, size: int, views: int, orbit: OrbitKind) -> HeldOutObject:
+    """Object `index` of `family`: "procedural" is `held_out_object`; "held-out" is the `svd3d eval orbit --family
+    held-out` sample (svd3d.eval.family: kinds no training run makes, photographed by another camera and framed by
+    `svd3d orbit`'s preprocessing), its input view that preprocessed picture and its truth the framed mesh."""
+    if family == "procedural":
+        return held_out_object(seed, index, size, views, orbit)
+    if family != "held-out":
+        raise SVD3DError(f"unknown family {family!r}; choose procedural or held-out")
+    from svd3d.eval.family import family_samples
+
+    wanted = f"held-{index:06d}#{orbit}"
+    for sample in family_samples("held-out", index + 1, size=size, views=views, seed=seed):
+        if sample.name == wanted:
+            frames = sample.truth[..., :3].copy()  # the renders' RGB is on white already
+            frames[0] = np.asarray(sample.prepared.image.convert("RGB"))  # the input a user's photo becomes
+            return HeldOutObject(wanted, sample.mesh, frames, sample.elevations, sample.azimuths)
+    raise AssertionError(f"family_samples made no {wanted}")  # unreachable: it yields every object's orbits
+
+
 def held_out_object(seed: int, index: int, size: int, views: int, orbit: OrbitKind) -> HeldOutObject:
     """Object `index` of `svd3d train data procedural --seed seed`, rendered at `size` px with `views` views per
     orbit, and its `orbit` sample (module docstring)."""
@@ -173,7 +199,7 @@ class AssetEval:
         )
         generate_s = np.mean([o.seconds["generate"] for o in self.objects])
         lines = [
-            f"asset from generated views: {n} held-out procedural object(s) (seed {s['seed']}), {self.model}, "
+            f"asset from generated views: {n} {_objects(s)} (seed {s['seed']}), {self.model}, "
             f"{s['orbit']} orbit of {s['views']} views at {s['size']}px, {s['steps']} steps, {s['faces']} faces; "
             f"generation {generate_s:.1f} s per object",
             "",
@@ -234,7 +260,7 @@ class AssetEval:
     def write_plot(self, path: str | Path) -> Path:
         """The plot_panels() as a PNG at `path` (svd3d.eval.plots: checked, written atomically)."""
         s = self.settings
-        title = (f"{self.model}: meshes of {len(self.objects)} held-out object(s) (seed {s['seed']}), {s['orbit']} "
+        title = (f"{self.model}: meshes of {len(self.objects)} {_objects(s)} (seed {s['seed']}), {s['orbit']} "
                  f"orbit, {s['faces']} faces")  # fmt: skip
         return plots.write_plot(path, title, self.plot_panels(), "eval asset")
 
@@ -250,6 +276,7 @@ def evaluate_asset(
     orbit: OrbitKind | None = None,
     steps: int | None = None,
     faces: int = 5000,
+    family: str = "procedural",
     dtype: str = defaults.DTYPE,
     device: str = defaults.DEVICE,
     progress: bool = True,
@@ -259,7 +286,9 @@ def evaluate_asset(
 
     `model`: a name / path / hub id / SVDModel of an orbit model (the bundled default when None); `steps`: the
     model's default when None; `faces`: the reconstructions' face budget (at least svd3d.recon.mesh.MIN_FACES);
-    `orbit`: static or dynamic, by default the one `svd3d orbit` meshes (dynamic for a model that takes cameras).
+    `orbit`: static or dynamic, by default the one `svd3d orbit` meshes (dynamic for a model that takes cameras);
+    `family`: "procedural" (the module docstring's objects) or "held-out" (`family_object`: kinds no training run
+    makes, their input views through `svd3d orbit`'s preprocessing).
     """
     from tqdm.auto import tqdm
 
@@ -269,6 +298,8 @@ def evaluate_asset(
     if orbit not in ("static", "dynamic", None):
         raise SVD3DError(f"orbit must be 'static' or 'dynamic', got {orbit!r}")
     faces = check_faces(faces)
+    if family not in ("procedural", "held-out"):
+        raise SVD3DError(f"unknown family {family!r}; use --family procedural or held-out")
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
 
@@ -290,7 +321,7 @@ def evaluate_asset(
     results, metric_protocol = [], ""
     with tempfile.TemporaryDirectory(prefix="svd3d-eval-asset-") as tmp:
         for i in tqdm(range(objects), desc="objects", unit="object", disable=not progress):
-            obj = held_out_object(seed, i, size, views, orbit)
+            obj = family_object(family, seed, i, size, views, orbit)
             started = time.perf_counter()
             generated = np.asarray(generate(obj.frames[0], obj.elevations, obj.azimuths, seed + i), np.float32)
             seconds = {"generate": time.perf_counter() - started}
@@ -323,6 +354,7 @@ def evaluate_asset(
     # 4. settings; means and wins are computed by AssetEval from the per-object scores
     settings = {
         "objects": objects,
+        "family": family,
         "seed": seed,
         "orbit": orbit,
         "views": views,

@@ -200,6 +200,7 @@ class FamilySample:
     elevations: np.ndarray  # (T,) degrees
     azimuths: np.ndarray  # (T,) degrees, 0 first
     record: dict  # input_iou, scale, light
+    mesh: object  # trimesh.Trimesh: the framed mesh the truth shows, in the orbit's frame (frame 0 at azimuth 0)
 
 
 def _check_family(family: str, meshes) -> list[Path]:
@@ -243,7 +244,7 @@ def family_samples(
             iou = mask_iou(prepared.mask >= 0.5, truth[0, ..., 3] >= 128)
             record = {"name": f"{name}#{kind}", "input_iou": round(float(iou), 4), "scale": round(scale, 4),
                       "light": lighting.record()}  # fmt: skip
-            yield FamilySample(f"{name}#{kind}", picture, prepared, truth, elev, azim, record)
+            yield FamilySample(f"{name}#{kind}", picture, prepared, truth, elev, azim, record, framed)
 
 
 def family_dataset(
