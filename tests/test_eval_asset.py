@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from svd3d.cli import main
 from svd3d.errors import SVD3DError
-from svd3d.eval.asset import LABELS, METHODS, evaluate_asset, family_object, held_out_object
+from svd3d.eval.asset import LABELS, METHODS, evaluate_asset, family_objects, held_out_object
 
 needs_matplotlib = pytest.mark.skipif(
     importlib.util.find_spec("matplotlib") is None, reason='matplotlib is not installed (pip install -e ".[plot]")'
@@ -51,7 +51,7 @@ def test_held_out_family_object_is_the_family_sample_with_its_mesh_in_the_orbits
     from svd3d.eval.family import family_samples
     from svd3d.render import render_views
 
-    obj = family_object("held-out", 777, 1, 32, 5, "dynamic")
+    obj = list(family_objects("held-out", 777, 2, 32, 5, "dynamic"))[1]
     sample = list(family_samples("held-out", 2, size=32, views=5, seed=777))[3]  # object 1: static, then dynamic
     assert obj.name == sample.name == "held-000001#dynamic"
     np.testing.assert_array_equal(obj.frames[0], np.asarray(sample.prepared.image.convert("RGB")))

@@ -85,23 +85,23 @@ def _objects(settings: dict) -> str:
     )
 
 
-def family_object(family: str, seed: int, index: int, size: int, views: int, orbit: OrbitKind) -> HeldOutObject:
-    """Object `index` of `family`: "procedural" is `held_out_object`; "held-out" is the `svd3d eval orbit --family
-    held-out` sample (svd3d.eval.family: kinds no training run makes, photographed by another camera and framed by
-    `svd3d orbit`'s preprocessing), its input view that preprocessed picture and its truth the framed mesh."""
+def family_objects(family: str, seed: int, objects: int, size: int, views: int, orbit: OrbitKind):
+    """Yield objects 0 .. objects-1 of `family` with their `orbit` sample: "procedural" is `held_out_object`;
+    "held-out" is the `svd3d eval orbit --family held-out` sample (svd3d.eval.family: kinds no training run makes,
+    photographed by another camera and framed by `svd3d orbit`'s preprocessing), its input view that preprocessed
+    picture and its truth the framed mesh."""
     if family == "procedural":
-        return held_out_object(seed, index, size, views, orbit)
+        yield from (held_out_object(seed, i, size, views, orbit) for i in range(objects))
+        return
     if family != "held-out":
         raise SVD3DError(f"unknown family {family!r}; choose procedural or held-out")
     from svd3d.eval.family import family_samples
 
-    wanted = f"held-{index:06d}#{orbit}"
-    for sample in family_samples("held-out", index + 1, size=size, views=views, seed=seed):
-        if sample.name == wanted:
+    for sample in family_samples("held-out", objects, size=size, views=views, seed=seed):
+        if sample.name.endswith(f"#{orbit}"):
             frames = sample.truth[..., :3].copy()  # the renders' RGB is on white already
             frames[0] = np.asarray(sample.prepared.image.convert("RGB"))  # the input a user's photo becomes
-            return HeldOutObject(wanted, sample.mesh, frames, sample.elevations, sample.azimuths)
-    raise AssertionError(f"family_samples made no {wanted}")  # unreachable: it yields every object's orbits
+            yield HeldOutObject(sample.name, sample.mesh, frames, sample.elevations, sample.azimuths)
 
 
 def held_out_object(seed: int, index: int, size: int, views: int, orbit: OrbitKind) -> HeldOutObject:
@@ -287,7 +287,7 @@ def evaluate_asset(
     `model`: a name / path / hub id / SVDModel of an orbit model (the bundled default when None); `steps`: the
     model's default when None; `faces`: the reconstructions' face budget (at least svd3d.recon.mesh.MIN_FACES);
     `orbit`: static or dynamic, by default the one `svd3d orbit` meshes (dynamic for a model that takes cameras);
-    `family`: "procedural" (the module docstring's objects) or "held-out" (`family_object`: kinds no training run
+    `family`: "procedural" (the module docstring's objects) or "held-out" (`family_objects`: kinds no training run
     makes, their input views through `svd3d orbit`'s preprocessing).
     """
     from tqdm.auto import tqdm
@@ -320,8 +320,8 @@ def evaluate_asset(
     # 3. per object: render, generate, write both orbit folders, reconstruct three times, score
     results, metric_protocol = [], ""
     with tempfile.TemporaryDirectory(prefix="svd3d-eval-asset-") as tmp:
-        for i in tqdm(range(objects), desc="objects", unit="object", disable=not progress):
-            obj = family_object(family, seed, i, size, views, orbit)
+        made = family_objects(family, seed, objects, size, views, orbit)
+        for i, obj in enumerate(tqdm(made, total=objects, desc="objects", unit="object", disable=not progress)):
             started = time.perf_counter()
             generated = np.asarray(generate(obj.frames[0], obj.elevations, obj.azimuths, seed + i), np.float32)
             seconds = {"generate": time.perf_counter() - started}
