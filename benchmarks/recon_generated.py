@@ -10,10 +10,12 @@ per mesh).
 
     python benchmarks/recon_generated.py [--meshes DIR] [--levels clean mild strong] [--methods hull field]
                                          [--only Duck bunny] [--variant NAME] [--keep DIR] [--json OUT]
+                                         [--sheet PNG]
 
 --levels also takes mild-drift, mild-colour and mild-blur: the mild level's errors one kind at a time (PARTS).
 --variant picks a named set of reconstruction settings (VARIANTS below) to measure what each robustness lever
-buys; "default" is the code as it stands.
+buys; "default" is the code as it stands. --sheet also draws the meshes of this run: one row per mesh and level,
+the true mesh then each method and variant, lit, from a camera no training view had (SHEET_CAMERA).
 """
 
 from __future__ import annotations
@@ -193,6 +195,42 @@ def run_case(mesh_path: Path, level: str, method: str, variant: str, root: Path,
     }
 
 
+SHEET_CAMERA = (25.0, 40.0)  # elevation, azimuth (degrees) of the sheet's renders: above the 10-degree orbit
+SHEET_SIDE = 256
+
+
+def write_sheet(path: Path, rows: list[dict], meshes: list[Path], root: Path) -> None:
+    """The --sheet picture: for each (mesh, level) of `rows`, the true mesh (in the renders' frame), then the mesh
+    each (method, variant) of this run made, all rendered lit at SHEET_CAMERA, captioned with their Chamfer."""
+    from svd3d import media
+    from svd3d.cameras import Intrinsics, orbit_c2w
+    from svd3d.geometry import load_mesh
+    from svd3d.render import render_cameras
+
+    c2w = orbit_c2w([SHEET_CAMERA[0]], [SHEET_CAMERA[1]])
+    intrinsics = Intrinsics.from_fov(SHEET_SIDE, SHEET_SIDE)
+    look = lambda mesh: render_cameras(mesh, c2w, intrinsics, light=LIGHT, supersample=2).rgba[0]  # noqa: E731
+    by_name = {p.name: p for p in meshes}
+    cases = list(dict.fromkeys((r["mesh"], r["level"]) for r in rows))
+    columns = list(dict.fromkeys((r["method"], r["variant"]) for r in rows))
+    # a variant of the field's settings alone leaves the hull as it is: one hull column
+    hulls = [c for c in columns if c[0] == "hull" and set(VARIANTS[c[1]]) <= {"field"}]
+    columns = [c for c in columns if c not in hulls[1:]]
+    images, labels = [], []
+    for mesh_name, level in cases:
+        images.append(look(load_mesh(by_name[mesh_name], fit_to="sphere")))  # the renders' own frame
+        labels.append(f"{Path(mesh_name).stem}, truth")
+        for method, variant in columns:
+            row = next(r for r in rows if (r["mesh"], r["level"], r["method"], r["variant"]) ==
+                       (mesh_name, level, method, variant))  # fmt: skip
+            folder = root / f"{Path(mesh_name).stem}-{row['size']}-{level}-{method}-{variant}"
+            images.append(look(load_mesh(folder / "mesh.glb", normalise=False)))  # svd3d recon's frame
+            name = "hull" if (method, variant) in hulls else f"{method}, {variant}"
+            labels.append(f"{level}, {name}: {row['chamfer']:.4f}")
+    media.contact_sheet(images, labels, columns=1 + len(columns), cell=SHEET_SIDE).save(path)
+    print(f"wrote {path}")
+
+
 def print_tables(rows: list[dict]) -> None:
     head = "| {} | method | variant | Chamfer | F-score | IoU | normal cons. | held-out PSNR (dB) | seconds |"
     rule = "|---|---|---|---|---|---|---|---|---|"
@@ -234,11 +272,15 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep renders and outputs in this folder (reused)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument("--report", type=Path, nargs="*", default=None, help="only print the tables of JSON files")
+    parser.add_argument("--sheet", type=Path, default=None, help="also draw this run's meshes into this PNG")
     args = parser.parse_args()
-    if args.report:
-        print_tables([r for path in args.report for r in json.loads(path.read_text())])
-        return
     meshes = sorted(p for p in args.meshes.iterdir() if p.suffix.lower() in (".glb", ".obj", ".ply", ".stl"))
+    if args.report:  # with --sheet and --keep: drawn from the kept outputs of those runs
+        rows = [r for path in args.report for r in json.loads(path.read_text())]
+        print_tables(rows)
+        if args.sheet and args.keep:
+            write_sheet(args.sheet, rows, meshes, args.keep)
+        return
     if args.only:
         meshes = [p for p in meshes if p.stem in args.only]
     root = args.keep or Path(tempfile.mkdtemp(prefix="svd3d-recon-generated-"))
@@ -260,6 +302,8 @@ def main() -> None:
     for name in args.levels:
         print(f"  {name}: {dataclasses.asdict(ALL_LEVELS[name])}")
     print_tables(rows)
+    if args.sheet:
+        write_sheet(args.sheet, rows, meshes, root)
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
 
