@@ -200,14 +200,14 @@ def test_warps_that_agree_on_a_translation_move_the_views_not_the_object():
     them out, and each view's own drift passes through."""
     import torch
 
-    from svd3d.recon.field import FieldSettings, _gauge_translations, _translation_patterns, _WarpGauge
+    from svd3d.recon.field import FieldSettings, WarpGauge, gauge_translations, translation_patterns
     from svd3d.recon.views import ViewSet
 
     intr, n = Intrinsics.from_fov(64, 64), 12
     c2w = orbit_c2w(*StaticOrbit(elevation=10, num_frames=n).angles())
     weights = np.r_[3.0, np.ones(n - 1)].astype(np.float32)  # view 0, the input view, trusted
     views = ViewSet(np.ones((n, 64, 64, 3), np.float32), np.zeros((n, 64, 64), np.float32), c2w, intr, weights)
-    patterns = _translation_patterns(views)  # (N, 2, 3): (row, column) fractions of the side per unit of t
+    patterns = translation_patterns(views)  # (N, 2, 3): (row, column) fractions of the side per unit of t
     # the input view (azimuth 0, 10 degrees up) looks down -z: +x moves the object right, +y up (fewer rows), +z
     # (towards it) only a little down
     depth = np.linalg.norm(c2w[0, :3, 3])
@@ -215,7 +215,7 @@ def test_warps_that_agree_on_a_translation_move_the_views_not_the_object():
     assert np.allclose(patterns[0] @ [0, 1, 0], [-np.cos(np.radians(10)) * intr.fl_y / depth / 64, 0], atol=1e-4)
     assert np.allclose(patterns[0] @ [0, 0, 1], [np.sin(np.radians(10)) * intr.fl_y / depth / 64, 0], atol=1e-4)
 
-    gauge = _WarpGauge(torch.as_tensor(weights <= 1).float(), patterns, scale=True)
+    gauge = WarpGauge(torch.as_tensor(weights <= 1).float(), patterns, scale=True)
     common = np.zeros((n, 4))
     common[1:, :2] = patterns[1:] @ np.array([0.004, -0.002, 0.01])  # every free view: the object moved
     common[1:, 2] = 0.02  # and looks 2 % larger in every free view
@@ -229,9 +229,9 @@ def test_warps_that_agree_on_a_translation_move_the_views_not_the_object():
     assert np.allclose(own[5, 2:].numpy(), [0.01 - 0.01 / (n - 1), 0.02], atol=1e-6)  # its scale less the mean
     assert (own[5, :2].numpy() * drift[5, :2]).sum() > 0.8 * np.square(drift[5, :2]).sum()  # most of its shift
     # the default takes out only the input view's depth axis, the one direction the input view does not pin
-    depth_only = _gauge_translations(views, "depth")
+    depth_only = gauge_translations(views, "depth")
     assert depth_only.shape == (n, 2, 1) and np.allclose(depth_only[..., 0], patterns @ c2w[0, :3, 2])
-    assert FieldSettings().translation_gauge == "depth" and _gauge_translations(views, "none") is None
+    assert FieldSettings().translation_gauge == "depth" and gauge_translations(views, "none") is None
     with pytest.raises(SVD3DError, match="translation_gauge"):
         FieldSettings(translation_gauge="xy").stages()
 

@@ -41,6 +41,7 @@ from svd3d.cameras import DEFAULT_FOV_DEG, Intrinsics, orbit_c2w
 from svd3d.devices import resolve_device, resolve_dtype
 from svd3d.errors import SVD3DError
 from svd3d.eval import plots
+from svd3d.eval.family import family_samples
 from svd3d.eval.metrics import compare_meshes
 from svd3d.eval.orbit import load_orbit_model, model_generator
 from svd3d.pipelines.common import check_positive
@@ -95,8 +96,6 @@ def family_objects(family: str, seed: int, objects: int, size: int, views: int, 
         return
     if family != "held-out":
         raise SVD3DError(f"unknown family {family!r}; choose procedural or held-out")
-    from svd3d.eval.family import family_samples
-
     for sample in family_samples("held-out", objects, size=size, views=views, seed=seed):
         if sample.name.endswith(f"#{orbit}"):
             frames = sample.truth[..., :3].copy()  # the renders' RGB is on white already

@@ -700,7 +700,7 @@ def fit_field(
     # per-view similarity (shift_row, shift_col as fractions of the side, log scale, angle), fitted with the grids:
     # generated views drift by a percent or two, and unmoved, every drifted view pulls the surface its own way
     warp = torch.zeros(len(views), 4, device=device, requires_grad=settings.warp)
-    gauge = _WarpGauge(free[:, 0, 0], _gauge_translations(views, settings.translation_gauge), settings.warp_gauge)
+    gauge = WarpGauge(free[:, 0, 0], gauge_translations(views, settings.translation_gauge), settings.warp_gauge)
     total, done = sum(s[2] for s in stages), 0
     bar = tqdm(total=total, desc="radiance field", unit="step", disable=not progress, leave=False)
     original, alignment = views, None
@@ -814,7 +814,7 @@ def _alignment(field: RadianceField, views: ViewSet, size: int) -> np.ndarray:
     return params
 
 
-def _translation_patterns(views: ViewSet) -> np.ndarray:
+def translation_patterns(views: ViewSet) -> np.ndarray:
     """(N, 2, 3): how a small 3D translation t of the object (about the origin) shifts each view's image, as
     (row, column) fractions of the side per unit of t: pattern[i] @ t. A pinhole at the origin's depth d sees
     t's camera-space x and y as fl_x * x / d columns and -fl_y * y / d rows."""
@@ -826,21 +826,21 @@ def _translation_patterns(views: ViewSet) -> np.ndarray:
     return np.stack([rows, columns], 1)
 
 
-def _gauge_translations(views: ViewSet, which: str) -> np.ndarray | None:
+def gauge_translations(views: ViewSet, which: str) -> np.ndarray | None:
     """(N, 2, K) shift patterns of the K translations the warps' gauge takes out (FieldSettings.translation_gauge),
     or None."""
     if which == "none":
         return None
-    patterns = _translation_patterns(views)
+    patterns = translation_patterns(views)
     trusted = np.flatnonzero(np.asarray(views.weights) > 1)
     if which == "depth" and len(trusted):
         return patterns @ views.c2w[trusted[0], :3, 2][:, None]  # along the trusted view's axis
     return patterns
 
 
-class _WarpGauge:
+class WarpGauge:
     """Raw per-view similarities -> the warps applied: none on trusted views; with `scale`, the free views' log
-    scales shifted to average zero; with `patterns` (_translation_patterns), the free views' shifts less their
+    scales shifted to average zero; with `patterns` (translation_patterns), the free views' shifts less their
     least-squares common translation. Each removes what moves or scales the object rather than the views, so
     the loss does not depend on it and the object stays where the cameras put it."""
 
